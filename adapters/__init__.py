@@ -1,0 +1,1 @@
+"""Provider adapters that run `durable` workflows."""

@@ -1,0 +1,28 @@
+"""The host side of the Temporal adapter: shared with the sandbox, never re-imported per run."""
+
+from ._client import TemporalDurableClient, TemporalRunHandle
+from ._converter import data_converter
+from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
+from ._worker import (
+    SANDBOX_PASSTHROUGH,
+    SearchAttributesMissing,
+    build_worker,
+    ensure_search_attributes,
+    sandbox_runner,
+    workflow_class,
+)
+
+__all__ = [
+    "DESCRIBE_QUERY",
+    "SANDBOX_PASSTHROUGH",
+    "SEARCH_ATTRIBUTES",
+    "RunProgress",
+    "SearchAttributesMissing",
+    "TemporalDurableClient",
+    "TemporalRunHandle",
+    "build_worker",
+    "data_converter",
+    "ensure_search_attributes",
+    "sandbox_runner",
+    "workflow_class",
+]

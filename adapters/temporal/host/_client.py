@@ -1,0 +1,228 @@
+"""`DurableClient` on Temporal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from durable import (
+    DurableWorkflow,
+    Registry,
+    RunAlreadyStarted,
+    RunCancelled,
+    RunDescription,
+    RunStatus,
+    UnknownRun,
+    WorkflowFailed,
+)
+
+from ._context import coerce_input
+from ._progress import (
+    DESCRIBE_QUERY,
+    SEARCH_ATTRIBUTES_MEMO,
+    STATUS_ATTRIBUTE,
+    STEP_ATTRIBUTE,
+    RunProgress,
+)
+
+Out = TypeVar("Out", bound=BaseModel)
+
+_CLOSED = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: RunStatus.COMPLETED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: RunStatus.FAILED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: RunStatus.CANCELLED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: RunStatus.TERMINATED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: RunStatus.TIMED_OUT,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: RunStatus.CONTINUED,
+}
+# A query needs a worker; if none answers this fast, describe falls back to search attributes.
+QUERY_TIMEOUT = timedelta(seconds=3)
+
+
+def _failure_message(err: BaseException) -> tuple[str, str]:
+    if isinstance(err, ApplicationError):
+        return err.message, err.type or "ApplicationError"
+    if isinstance(err, TerminatedError):
+        return f"terminated: {err.message}", "Terminated"
+    if isinstance(err, TimeoutError):
+        return "the run timed out", "Timeout"
+    if isinstance(err, FailureError):
+        return err.message, type(err).__name__
+    return str(err), type(err).__name__
+
+
+class TemporalRunHandle(Generic[Out]):
+    def __init__(
+        self,
+        client: Client,
+        handle: WorkflowHandle[Any, Any],
+        registry: Registry,
+        output_type: type[Out] | None,
+    ) -> None:
+        self._client = client
+        self._handle = handle
+        self._registry = registry
+        self._output_type = output_type
+
+    @property
+    def id(self) -> str:
+        return self._handle.id
+
+    @property
+    def temporal(self) -> WorkflowHandle[Any, Any]:
+        """The underlying Temporal handle, for adapter-aware code (tests, tools)."""
+        return self._handle
+
+    async def result(self) -> Out:
+        output_type = self._output_type
+        if output_type is None:
+            workflow_type = (await self._describe_raw()).workflow_type
+            output_type = self._registry.workflow(workflow_type).output_type
+        handle = self._handle
+        if self._output_type is None:
+            handle = self._client.get_workflow_handle(
+                handle.id, run_id=handle.run_id, result_type=output_type
+            )
+        try:
+            result: Out = await handle.result()
+        except WorkflowFailureError as err:
+            if isinstance(err.cause, CancelledError):
+                raise RunCancelled(self.id) from None
+            message, kind = _failure_message(err.cause)
+            raise WorkflowFailed(self.id, message, cause_type=kind) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise UnknownRun(self.id) from None
+            raise
+        return result
+
+    async def cancel(self, reason: str = "") -> None:
+        try:
+            await self._handle.cancel(reason=reason)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise UnknownRun(self.id) from None
+            raise
+
+    async def _describe_raw(self) -> WorkflowExecutionDescription:
+        try:
+            return await self._handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise UnknownRun(self.id) from None
+            raise
+
+    async def describe(self) -> RunDescription:
+        raw = await self._describe_raw()
+        status = _CLOSED.get(raw.raw_description.workflow_execution_info.status)
+        progress: RunProgress | None = None
+        failure: str | None = None
+        if status is None:
+            try:
+                progress = await self._handle.query(
+                    DESCRIBE_QUERY, result_type=RunProgress, rpc_timeout=QUERY_TIMEOUT
+                )
+            except RPCError:
+                attrs = raw.typed_search_attributes
+                step = attrs.get(STEP_ATTRIBUTE)
+                progress = RunProgress(
+                    status=RunStatus(attrs.get(STATUS_ATTRIBUTE) or RunStatus.RUNNING.value),
+                    current_steps=[step] if step else [],
+                    waiting_on="(no worker answered; showing the last recorded state)",
+                )
+            status = progress.status
+        elif status is RunStatus.FAILED:
+            try:
+                await self._handle.result()
+            except WorkflowFailureError as err:
+                failure = _failure_message(err.cause)[0]
+        return RunDescription(
+            run_id=raw.id,
+            execution_id=raw.run_id,
+            workflow=raw.workflow_type,
+            status=status,
+            current_steps=progress.current_steps if progress else [],
+            waiting_on=progress.waiting_on if progress else None,
+            completed_steps=progress.completed_steps if progress else None,
+            started_at=raw.start_time,
+            closed_at=raw.close_time,
+            failure=failure,
+        )
+
+
+class TemporalDurableClient:
+    """Starts and inspects durable runs on a Temporal cluster."""
+
+    def __init__(
+        self,
+        client: Client,
+        registry: Registry,
+        task_queue: str,
+        *,
+        eager_start: bool = False,
+        search_attributes: bool = True,
+    ) -> None:
+        """Args:
+        client: A connected Temporal client with the pydantic data converter.
+        registry: The workflows call sites may name.
+        task_queue: Where runs are started; a worker must poll it.
+        eager_start: Ask the server to hand the first workflow task straight to a worker in
+            this process (saves a round trip when the client and worker share a process).
+        search_attributes: Keep DurableStatus/DurableStep current; off for servers without
+            custom search attributes (the time-skipping test server).
+        """
+        self.temporal = client
+        self.registry = registry
+        self.task_queue = task_queue
+        self._eager_start = eager_start
+        self._memo = {} if search_attributes else {SEARCH_ATTRIBUTES_MEMO: False}
+
+    async def start(
+        self,
+        workflow: DurableWorkflow[Any, Out] | str,
+        input: BaseModel | dict[str, Any],
+        id: str | None = None,
+    ) -> TemporalRunHandle[Out]:
+        wf = self.registry.workflow(workflow if isinstance(workflow, str) else workflow.id)
+        arg = coerce_input(wf.input_type, input, f"workflow {wf.id!r}")
+        run_id = id or f"{wf.id}-{uuid.uuid4()}"
+        try:
+            handle = await self.temporal.start_workflow(
+                wf.id,
+                arg,
+                id=run_id,
+                task_queue=self.task_queue,
+                result_type=wf.output_type,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"{wf.id}" + (f": {wf.description}" if wf.description else ""),
+                request_eager_start=self._eager_start,
+                memo=self._memo,
+            )
+        except WorkflowAlreadyStartedError:
+            raise RunAlreadyStarted(run_id) from None
+        return TemporalRunHandle(self.temporal, handle, self.registry, wf.output_type)
+
+    def get(self, run_id: str) -> TemporalRunHandle[Any]:
+        return TemporalRunHandle(
+            self.temporal, self.temporal.get_workflow_handle(run_id), self.registry, None
+        )

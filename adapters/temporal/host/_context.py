@@ -1,0 +1,274 @@
+"""`ctx` and `ctx.step` on Temporal. Runs inside the workflow sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+    TimeoutError,
+)
+from temporalio.workflow import ActivityCancellationType
+
+from durable import (
+    DEFAULT_RETRY,
+    Activity,
+    DurableWorkflow,
+    Duration,
+    InputValidationError,
+    RetryPolicy,
+    RunStatus,
+    StepFailed,
+    Steps,
+    WorkflowCancelled,
+    WorkflowContext,
+    parse_duration,
+)
+
+from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
+from ._retry import to_temporal
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+T = TypeVar("T")
+
+
+def coerce_input(model: type[In], value: Any, what: str) -> In:
+    """Validate `value` (a model or a dict) as `model`, or raise InputValidationError."""
+    if type(value) is model:
+        return value
+    try:
+        raw = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise InputValidationError(what, str(err)) from None
+
+
+class _Progress:
+    """Tracks status and running steps; mirrors them to search attributes when they change."""
+
+    def __init__(self, search_attributes: bool) -> None:
+        self.state = RunProgress()
+        self.search_attributes = search_attributes
+        self._published: tuple[str, str] = ("", "")
+
+    def _publish(self) -> None:
+        state = self.state
+        step = state.current_steps[-1] if state.current_steps else ""
+        details = state.waiting_on or (f"running {', '.join(state.current_steps)}" if step else "")
+        workflow.set_current_details(details)
+        current = (state.status.value, step)
+        if self.search_attributes and current != self._published:
+            self._published = current
+            workflow.upsert_search_attributes(
+                [STATUS_ATTRIBUTE.value_set(current[0]), STEP_ATTRIBUTE.value_set(current[1])]
+            )
+
+    async def track(
+        self, step_id: str, status: RunStatus, waiting_on: str | None, body: Awaitable[T]
+    ) -> T:
+        state = self.state
+        state.current_steps.append(step_id)
+        state.status, state.waiting_on = status, waiting_on
+        self._publish()
+        try:
+            result = await body
+            state.completed_steps += 1
+            return result
+        finally:
+            state.current_steps.remove(step_id)
+            if not state.current_steps:
+                state.status, state.waiting_on = RunStatus.RUNNING, None
+            self._publish()
+
+
+def _attempts_of(err: ApplicationError, fallback: int) -> int:
+    details = err.details
+    if details and isinstance(details[0], dict) and isinstance(details[0].get("attempt"), int):
+        return int(details[0]["attempt"])
+    return fallback
+
+
+def _step_failed(step_id: str, err: FailureError, policy: RetryPolicy) -> StepFailed:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return StepFailed(
+            step_id,
+            _attempts_of(cause, policy.max_attempts),
+            cause.message,
+            cause_type=cause.type or "",
+        )
+    if isinstance(cause, TimeoutError):
+        kind = cause.type.name.lower().replace("_", "-") if cause.type else "timeout"
+        return StepFailed(
+            step_id, policy.max_attempts or 1, f"timed out ({kind})", cause_type="Timeout"
+        )
+    message = cause.message if isinstance(cause, FailureError) else str(err)
+    return StepFailed(step_id, 1, message, cause_type=type(cause).__name__)
+
+
+def _is_cancel(err: BaseException) -> bool:
+    return isinstance(err, asyncio.CancelledError | CancelledError) or isinstance(
+        getattr(err, "cause", None), CancelledError
+    )
+
+
+class TemporalSteps(Steps):
+    def __init__(self, progress: _Progress) -> None:
+        super().__init__()
+        self._progress = progress
+
+    async def _guard(
+        self, step_id: str, policy: RetryPolicy, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        try:
+            return await call()
+        except (ActivityError, ChildWorkflowError) as err:
+            if _is_cancel(err):
+                raise WorkflowCancelled(f"the run was cancelled during step {step_id!r}") from err
+            raise _step_failed(step_id, err, policy) from None
+        except asyncio.CancelledError as err:
+            raise WorkflowCancelled(f"the run was cancelled during step {step_id!r}") from err
+
+    async def run(
+        self,
+        step_id: str,
+        activity: Activity[In, Out],
+        input: In,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+        fast: bool | None = None,
+    ) -> Out:
+        self.claim(step_id)
+        arg = coerce_input(activity.input_type, input, f"step {step_id!r}")
+        policy = retry or activity.retry or DEFAULT_RETRY
+        per_attempt = parse_duration(timeout) if timeout is not None else activity.default_timeout
+        short = activity.fast if fast is None else fast
+
+        async def call() -> Out:
+            result: Out
+            if short:
+                result = await workflow.execute_local_activity(
+                    activity.name,
+                    arg,
+                    result_type=activity.output_type,
+                    start_to_close_timeout=per_attempt,
+                    retry_policy=to_temporal(policy),
+                    activity_id=step_id,
+                    summary=step_id,
+                )
+                return result
+            result = await workflow.execute_activity(
+                activity.name,
+                arg,
+                result_type=activity.output_type,
+                start_to_close_timeout=per_attempt,
+                heartbeat_timeout=min(activity.heartbeat_timeout, per_attempt),
+                retry_policy=to_temporal(policy),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                activity_id=step_id,
+                summary=step_id,
+            )
+            return result
+
+        return await self._progress.track(
+            step_id, RunStatus.RUNNING, None, self._guard(step_id, policy, call)
+        )
+
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        self.claim(step_id)
+        await self._sleep(step_id, parse_duration(duration))
+
+    async def sleep_until(self, step_id: str, when: datetime) -> None:
+        self.claim(step_id)
+        if when.tzinfo is None:
+            raise ValueError(f"sleep_until({step_id!r}) needs a timezone-aware datetime")
+        remaining = when - workflow.now()
+        if remaining > timedelta(0):
+            await self._sleep(step_id, remaining)
+
+    async def _sleep(self, step_id: str, duration: timedelta) -> None:
+        wake = workflow.now() + duration
+        try:
+            await self._progress.track(
+                step_id,
+                RunStatus.SLEEPING,
+                f"sleeping in {step_id!r} until {wake.isoformat(timespec='seconds')}",
+                workflow.sleep(duration, summary=step_id),
+            )
+        except asyncio.CancelledError as err:
+            raise WorkflowCancelled(f"the run was cancelled during sleep {step_id!r}") from err
+
+    async def invoke(
+        self,
+        step_id: str,
+        workflow_def: DurableWorkflow[In, Out],
+        input: In,
+        *,
+        timeout: Duration | None = None,
+    ) -> Out:
+        self.claim(step_id)
+        arg = coerce_input(workflow_def.input_type, input, f"step {step_id!r}")
+        info = workflow.info()
+        child_id = f"{info.workflow_id}:{info.run_id}:{step_id}"
+
+        async def call() -> Out:
+            result: Out = await workflow.execute_child_workflow(
+                workflow_def.id,
+                arg,
+                id=child_id,
+                result_type=workflow_def.output_type,
+                task_queue=info.task_queue,
+                execution_timeout=parse_duration(timeout) if timeout is not None else None,
+                static_summary=step_id,
+                memo={SEARCH_ATTRIBUTES_MEMO: self._progress.search_attributes},
+            )
+            return result
+
+        return await self._progress.track(
+            step_id,
+            RunStatus.WAITING,
+            f"waiting for child run {child_id} ({workflow_def.id})",
+            self._guard(step_id, DEFAULT_RETRY, call),
+        )
+
+
+class TemporalContext(WorkflowContext):
+    def __init__(self, search_attributes: bool) -> None:
+        self.progress = _Progress(search_attributes)
+        self.step = TemporalSteps(self.progress)
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow.info().workflow_id
+
+    @property
+    def run_id(self) -> str:
+        return workflow.info().run_id
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[Any]:
+        return workflow.logger
+
+    def now(self) -> datetime:
+        return workflow.now()
+
+    def uuid(self) -> str:
+        return str(workflow.uuid4())
+
+    def patched(self, change_id: str) -> bool:
+        return workflow.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        workflow.deprecate_patch(change_id)

@@ -1,0 +1,31 @@
+"""What a run reports about itself: kept in the workflow, served by a query, mirrored into
+search attributes and the UI's current details."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio.common import SearchAttributeKey
+
+from durable import RunStatus
+
+DESCRIBE_QUERY = "durable.describe"
+
+# Registered on the dev server at start; on a real cluster run (see README):
+#   temporal operator search-attribute create --name DurableStatus --type Keyword
+#   temporal operator search-attribute create --name DurableStep --type Keyword
+STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableStatus")
+STEP_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableStep")
+SEARCH_ATTRIBUTES = (STATUS_ATTRIBUTE, STEP_ATTRIBUTE)
+# Memo key that turns search-attribute upserts off for one run (and its children), for servers
+# without custom search attributes such as the time-skipping test server. Fixed at start, so
+# replay takes the same path.
+SEARCH_ATTRIBUTES_MEMO = "durable.search-attributes"
+
+
+class RunProgress(BaseModel):
+    """The answer to the `durable.describe` query."""
+
+    status: RunStatus = RunStatus.RUNNING
+    current_steps: list[str] = []
+    waiting_on: str | None = None
+    completed_steps: int = 0

@@ -1,0 +1,95 @@
+"""Build the Temporal workflow class for a `DurableWorkflow`.
+
+The sandbox imports a workflow class by module and name, then re-imports that module in
+isolation. So each class is served by `adapters.temporal._generated`, a module whose attribute
+names encode where the `DurableWorkflow` is defined; inside the sandbox, reading the attribute
+re-imports the user's workflow module there, so its code runs under the sandbox's rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from durable import DurableError, DurableWorkflow, InputValidationError, WorkflowCancelled
+
+from ._context import TemporalContext
+from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES_MEMO, RunProgress
+
+GENERATED_MODULE = "adapters.temporal._generated"
+_PREFIX = "DurableWorkflow_"
+
+
+def class_name(wf: DurableWorkflow[Any, Any]) -> str:
+    """An identifier that encodes `module:qualname` of the workflow definition."""
+    return _PREFIX + f"{wf.module}:{wf.qualname}".encode().hex()
+
+
+def locate(name: str) -> DurableWorkflow[Any, Any]:
+    """Import the `DurableWorkflow` that `class_name` encoded into `name`."""
+    if not name.startswith(_PREFIX):
+        raise AttributeError(name)
+    module_name, qualname = bytes.fromhex(name[len(_PREFIX) :]).decode().split(":", 1)
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if isinstance(target, DurableWorkflow):
+        return target
+    # The decorator replaced the function by the definition under the same name.
+    raise AttributeError(f"{module_name}.{qualname} is not a DurableWorkflow")
+
+
+def _as_failure(err: DurableError) -> ApplicationError:
+    details = [{"step_id": v} for v in [getattr(err, "step_id", None)] if v is not None]
+    return ApplicationError(str(err), *details, type=type(err).__name__, non_retryable=True)
+
+
+def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
+    """The Temporal workflow class for `wf`; its workflow type is `wf.id`."""
+
+    async def run(self: Any, raw: RawValue) -> Any:
+        ctx = TemporalContext(
+            search_attributes=workflow.memo_value(SEARCH_ATTRIBUTES_MEMO, True, type_hint=bool)
+        )
+        self._durable_ctx = ctx
+        try:
+            data = workflow.payload_converter().from_payload(raw.payload)
+            try:
+                arg = wf.input_type.model_validate(data)
+            except ValidationError as err:
+                raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
+            result: BaseModel = await wf.run(ctx, arg)
+        except WorkflowCancelled as err:
+            raise asyncio.CancelledError(str(err)) from err
+        except DurableError as err:
+            raise _as_failure(err) from err
+        return result
+
+    def describe(self: Any) -> RunProgress:
+        ctx: TemporalContext | None = getattr(self, "_durable_ctx", None)
+        return ctx.progress.state if ctx is not None else RunProgress()
+
+    run.__annotations__ = {"raw": RawValue, "return": wf.output_type}
+    describe.__annotations__ = {"return": RunProgress}
+    # Temporal wants handlers that look defined on the class, in the class's module.
+    for fn in (run, describe):
+        fn.__module__ = GENERATED_MODULE
+        fn.__qualname__ = f"{name}.{fn.__name__}"
+    cls = type(
+        name,
+        (),
+        {
+            "__module__": GENERATED_MODULE,
+            "__qualname__": name,
+            "__doc__": wf.description or None,
+            "run": workflow.run(run),
+            "describe": workflow.query(name=DESCRIBE_QUERY)(describe),
+        },
+    )
+    return workflow.defn(name=wf.id)(cls)

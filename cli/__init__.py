@@ -1,0 +1,1 @@
+"""The `durable` command line."""

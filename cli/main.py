@@ -1,0 +1,283 @@
+"""`durable`: run the embedded stack or a worker, and start, watch and cancel runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+
+from durable import (
+    DurableClient,
+    DurableError,
+    InputValidationError,
+    RunAlreadyStarted,
+    RunCancelled,
+    RunDescription,
+    RunHandle,
+    UnknownRun,
+    UnknownWorkflow,
+    WorkflowFailed,
+)
+from store import DatabaseUnreachable
+from workers.runtime import TemporalUnreachable
+from workers.settings import Settings
+
+T = TypeVar("T")
+
+
+class Exit(IntEnum):
+    OK = 0
+    RUN_FAILED = 1  # the run failed or was cancelled
+    USAGE = 2  # bad arguments or input
+    NOT_FOUND = 3  # unknown workflow or run
+    UNAVAILABLE = 4  # Temporal or Postgres unreachable
+
+
+app = typer.Typer(
+    help=(
+        "Durable workflows for long-running AI agents, on Temporal.\n\n"
+        "Start everything locally with `durable dev`, then `durable start rensei/example.run "
+        "--wait` in another terminal."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(code: Exit, message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(int(code))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning the errors a user can act on into a message and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except (UnknownWorkflow, UnknownRun) as err:
+        raise fail(Exit.NOT_FOUND, str(err)) from None
+    except InputValidationError as err:
+        raise fail(Exit.USAGE, str(err)) from None
+    except RunAlreadyStarted as err:
+        raise fail(Exit.USAGE, f"{err}; pick another --id") from None
+    except (WorkflowFailed, RunCancelled) as err:
+        raise fail(Exit.RUN_FAILED, str(err)) from None
+    except (TemporalUnreachable, DatabaseUnreachable) as err:
+        raise fail(Exit.UNAVAILABLE, str(err)) from None
+    except DurableError as err:
+        raise fail(Exit.USAGE, str(err)) from None
+
+
+def with_client(action: Callable[[DurableClient], Awaitable[T]]) -> T:
+    async def go() -> T:
+        from workers.runtime import durable_client
+
+        client = await durable_client(Settings())
+        return await action(client)
+
+    return run(go())
+
+
+def print_json(value: BaseModel | dict[str, Any] | list[Any]) -> None:
+    if isinstance(value, BaseModel):
+        typer.echo(value.model_dump_json(indent=2))
+    else:
+        typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def read_input(inline: str | None, file: Path | None) -> dict[str, Any]:
+    if inline is not None and file is not None:
+        raise fail(Exit.USAGE, "give --input or --input-file, not both")
+    text = "{}"
+    if file is not None:
+        if str(file) == "-":
+            text = sys.stdin.read()
+        elif not file.exists():
+            raise fail(Exit.USAGE, f"input file {file} does not exist")
+        else:
+            text = file.read_text()
+    elif inline is not None:
+        text = inline
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise fail(Exit.USAGE, f"input is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise fail(Exit.USAGE, 'input must be a JSON object, e.g. \'{"topic": "x"}\'')
+    return data
+
+
+def show_status(desc: RunDescription) -> None:
+    typer.echo(f"run        {desc.run_id}")
+    typer.echo(f"workflow   {desc.workflow}")
+    typer.echo(f"status     {desc.status.value}")
+    if desc.current_steps:
+        typer.echo(f"step       {', '.join(desc.current_steps)}")
+    if desc.waiting_on:
+        typer.echo(f"waiting on {desc.waiting_on}")
+    if desc.completed_steps is not None:
+        typer.echo(f"steps done {desc.completed_steps}")
+    if desc.started_at:
+        typer.echo(f"started    {desc.started_at.isoformat(timespec='seconds')}")
+    if desc.closed_at:
+        typer.echo(f"closed     {desc.closed_at.isoformat(timespec='seconds')}")
+    if desc.failure:
+        typer.echo(f"failure    {desc.failure}")
+
+
+@app.command()
+def dev(
+    run_example: Annotated[
+        bool, typer.Option("--run-example", help="Start the example workflow once ready.")
+    ] = False,
+) -> None:
+    """Run the whole product locally: Temporal dev server (UI on :8233), PostgreSQL and the
+    worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
+
+    TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
+    from workers import logs
+    from workers.dev import run_dev, say
+
+    settings = Settings()
+    logs.configure("text" if sys.stderr.isatty() else settings.log_format)
+
+    async def example(client: DurableClient) -> None:
+        handle: RunHandle[Any] = await client.start("rensei/example.run", {})
+        say(f"started the example run {handle.id}; waiting for its result ...")
+        say((await handle.result()).model_dump_json(indent=2))
+
+    run(run_dev(settings, example if run_example else None))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for every registered workflow against TEMPORAL_ADDRESS and DATABASE_URL.
+    SIGTERM or Ctrl-C stops it gracefully."""
+    from workers import logs
+    from workers.main import run_worker
+
+    settings = Settings()
+    logs.configure(settings.log_format)
+    run(run_worker(settings))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations to DATABASE_URL (idempotent)."""
+    from workers.main import run_migrations
+
+    applied = run(run_migrations(Settings()))
+    typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
+
+
+@app.command("workflows")
+def list_workflows(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List registered workflows, their triggers and input fields."""
+    from workflows import registry
+
+    rows = [
+        {
+            "id": wf.id,
+            "trigger": None
+            if wf.trigger is None
+            else str(getattr(wf.trigger, "cron", None) or getattr(wf.trigger, "event", "")),
+            "description": wf.description,
+            "input": wf.input_type.model_json_schema(),
+        }
+        for wf in registry().workflows
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        fields = ", ".join(row["input"].get("properties", {}))
+        typer.echo(f"{row['id']:<32} trigger={row['trigger'] or 'manual'}  input: {{{fields}}}")
+        if row["description"]:
+            typer.echo(f"{'':<32} {row['description']}")
+
+
+@app.command()
+def start(
+    workflow: Annotated[str, typer.Argument(help="Workflow id, e.g. rensei/example.run.")],
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input as inline JSON.")
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", "-f", help="Input JSON file ('-' for stdin).")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--id", help="Run id (default: generated).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait and print the result.")] = False,
+) -> None:
+    """Start a run of WORKFLOW and print its run id (or, with --wait, its result)."""
+    data = read_input(input, input_file)
+
+    async def go(client: DurableClient) -> None:
+        handle: RunHandle[Any] = await client.start(workflow, data, id=run_id)
+        typer.echo(handle.id)
+        if wait:
+            print_json(await handle.result())
+
+    with_client(go)
+
+
+@app.command()
+def result(run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")]) -> None:
+    """Wait for a run to finish and print its result as JSON."""
+
+    async def go(client: DurableClient) -> None:
+        print_json(await client.get(run_id).result())
+
+    with_client(go)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a run's status, current step and what it waits on."""
+
+    async def go(client: DurableClient) -> None:
+        desc = await client.get(run_id).describe()
+        print_json(desc) if as_json else show_status(desc)
+
+    with_client(go)
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")],
+    reason: Annotated[str, typer.Option("--reason", help="Recorded in the run's history.")] = "",
+) -> None:
+    """Cancel a run: a running step sees the cancellation and can clean up."""
+
+    async def go(client: DurableClient) -> None:
+        handle: RunHandle[Any] = client.get(run_id)
+        await handle.describe()  # UnknownRun if there is none
+        await handle.cancel(reason)
+        typer.echo(f"cancellation requested for {run_id}")
+
+    with_client(go)
+
+
+def main() -> None:
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    # Skip interpreter teardown: the Temporal client's Rust threads can abort a finalizing
+    # interpreter (temporalio/sdk-python#300). Everything we started is stopped by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,87 @@
+"""The provider-neutral interface for durable workflows.
+
+Workflows are written against this package only; adapters (such as `adapters.temporal`) run
+them. Nothing here imports a provider SDK.
+"""
+
+from ._activity import (
+    DEFAULT_FAST_STEP_TIMEOUT,
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    DEFAULT_STEP_TIMEOUT,
+    Activity,
+    activity,
+    declare_activity,
+    implements,
+)
+from ._activity_context import ActivityContext, StepInfo, activity_context
+from ._client import DurableClient, RunDescription, RunHandle, RunStatus
+from ._context import Steps, WorkflowContext
+from ._duration import Duration, parse_duration
+from ._errors import (
+    DuplicateStepId,
+    DurableError,
+    InputValidationError,
+    InvalidDefinition,
+    InvalidDuration,
+    InvalidTrigger,
+    NonRetryableError,
+    RunAlreadyStarted,
+    RunCancelled,
+    StepFailed,
+    UnknownActivity,
+    UnknownRun,
+    UnknownWorkflow,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from ._registry import Registry
+from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
+from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
+from ._workflow import DurableWorkflow, workflow
+
+__all__ = [
+    "DEFAULT_FAST_STEP_TIMEOUT",
+    "DEFAULT_HEARTBEAT_TIMEOUT",
+    "DEFAULT_RETRY",
+    "DEFAULT_STEP_TIMEOUT",
+    "NO_RETRY",
+    "Activity",
+    "ActivityContext",
+    "CronTrigger",
+    "DuplicateStepId",
+    "DurableClient",
+    "DurableError",
+    "DurableWorkflow",
+    "Duration",
+    "EventTrigger",
+    "InputValidationError",
+    "InvalidDefinition",
+    "InvalidDuration",
+    "InvalidTrigger",
+    "NonRetryableError",
+    "Registry",
+    "RetryPolicy",
+    "RunAlreadyStarted",
+    "RunCancelled",
+    "RunDescription",
+    "RunHandle",
+    "RunStatus",
+    "StepFailed",
+    "StepInfo",
+    "Steps",
+    "Trigger",
+    "UnknownActivity",
+    "UnknownRun",
+    "UnknownWorkflow",
+    "WorkflowCancelled",
+    "WorkflowContext",
+    "WorkflowFailed",
+    "activity",
+    "activity_context",
+    "declare_activity",
+    "implements",
+    "parse_duration",
+    "parse_trigger",
+    "validate_event_name",
+    "workflow",
+]

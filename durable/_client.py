@@ -1,0 +1,94 @@
+"""`DurableClient`: what call sites (CLI, API, webhooks) use to start and inspect runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from ._workflow import DurableWorkflow
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+Out_co = TypeVar("Out_co", bound=BaseModel, covariant=True)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"  # a step is running or about to
+    SLEEPING = "sleeping"
+    WAITING = "waiting"  # on a child run, an event or a human
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed-out"
+    CONTINUED = "continued-as-new"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
+
+
+class RunDescription(BaseModel):
+    """What a run is doing now."""
+
+    run_id: str
+    execution_id: str
+    workflow: str
+    status: RunStatus
+    current_steps: list[str] = []
+    waiting_on: str | None = None
+    completed_steps: int | None = None  # known while the run is open
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    failure: str | None = None
+
+    @property
+    def current_step(self) -> str | None:
+        return self.current_steps[0] if self.current_steps else None
+
+
+class RunHandle(Protocol[Out_co]):
+    """A started run. `id` is the run id given at start (the provider's workflow id)."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def result(self) -> Out_co:
+        """Wait for the run to finish and return its output.
+
+        Raises:
+            WorkflowFailed: the run failed.
+            RunCancelled: the run was cancelled.
+        """
+        ...
+
+    async def cancel(self, reason: str = "") -> None:
+        """Ask the run to stop; running steps see the cancellation and can clean up."""
+        ...
+
+    async def describe(self) -> RunDescription: ...
+
+
+class DurableClient(Protocol):
+    async def start(
+        self,
+        workflow: DurableWorkflow[In, Out] | str,
+        input: In | dict[str, Any],
+        id: str | None = None,
+    ) -> RunHandle[Out]:
+        """Start a run. `workflow` is a definition or a registered workflow id; `input` a model
+        or a dict validated against the workflow's input model.
+
+        Raises:
+            UnknownWorkflow: no workflow is registered under that id.
+            InputValidationError: the input does not fit the input model; nothing is started.
+            RunAlreadyStarted: a run with that id is open.
+        """
+        ...
+
+    def get(self, run_id: str) -> RunHandle[Any]:
+        """A handle to an existing run (`describe` raises UnknownRun if there is none)."""
+        ...

@@ -1,0 +1,134 @@
+"""What a workflow body sees: `ctx` and `ctx.step`. Implemented by each provider adapter."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from ._duration import Duration
+from ._errors import DuplicateStepId
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._activity import Activity
+    from ._workflow import DurableWorkflow
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+class Steps(ABC):
+    """The step API. Every step has an id unique within the run; it names the step in the UI,
+    memoises its result, and derives its idempotency key."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+        self._indexes: dict[str, int] = {}
+
+    def claim(self, step_id: str) -> str:
+        """Reserve a step id for this run; raises DuplicateStepId if it was used before."""
+        if not step_id or not isinstance(step_id, str):
+            raise ValueError("a step id must be a non-empty string")
+        if step_id in self._used:
+            raise DuplicateStepId(step_id)
+        self._used.add(step_id)
+        return step_id
+
+    def indexed(self, step_id: str) -> str:
+        """Return a fresh id `step_id#N` for a step that repeats in a loop (N counts from 1)."""
+        n = self._indexes.get(step_id, 0) + 1
+        self._indexes[step_id] = n
+        return f"{step_id}#{n}"
+
+    @abstractmethod
+    async def run(
+        self,
+        step_id: str,
+        activity: Activity[In, Out],
+        input: In,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+        fast: bool | None = None,
+    ) -> Out:
+        """Run an activity as a step, once. A completed step is never run again.
+
+        Args:
+            step_id: Unique id of the step in this run.
+            activity: The activity to run.
+            input: Its input model.
+            retry: Retry policy; defaults to the activity's, then to `DEFAULT_RETRY`.
+            timeout: Per-attempt timeout; defaults to the activity's.
+            fast: Run as a short (local) step; defaults to the activity's `fast`.
+
+        Raises:
+            StepFailed: every allowed attempt failed, or a non-retryable error was raised.
+            WorkflowCancelled: the run was cancelled while the step ran.
+        """
+
+    @abstractmethod
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        """Sleep durably: the run survives restarts while it sleeps."""
+
+    @abstractmethod
+    async def sleep_until(self, step_id: str, when: datetime) -> None:
+        """Sleep durably until `when` (timezone-aware); returns at once if it has passed."""
+
+    @abstractmethod
+    async def invoke(
+        self,
+        step_id: str,
+        workflow: DurableWorkflow[In, Out],
+        input: In,
+        *,
+        timeout: Duration | None = None,
+    ) -> Out:
+        """Run another durable workflow as a child of this run and return its output.
+
+        Raises:
+            StepFailed: the child run failed.
+            WorkflowCancelled: this run was cancelled.
+        """
+
+
+class WorkflowContext(ABC):
+    """The run's view of the world. Time, ids and randomness come from here, never from the
+    standard library, so that a replayed run takes the same path."""
+
+    step: Steps
+
+    @property
+    @abstractmethod
+    def workflow_id(self) -> str:
+        """The run's stable id (the business key, e.g. derived from an event id)."""
+
+    @property
+    @abstractmethod
+    def run_id(self) -> str:
+        """The provider's id of this execution."""
+
+    @property
+    @abstractmethod
+    def logger(self) -> logging.LoggerAdapter[Any] | logging.Logger:
+        """A logger that stays quiet during replay."""
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The current time as the run sees it (UTC, timezone-aware)."""
+
+    @abstractmethod
+    def uuid(self) -> str:
+        """A random UUID that is the same on replay."""
+
+    @abstractmethod
+    def patched(self, change_id: str) -> bool:
+        """Branch safely on a code change: True for runs that reach this point after the change
+        shipped, False for runs already past it in their history."""
+
+    @abstractmethod
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark a change as present in every run still open, once old branches are removed."""

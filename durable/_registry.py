@@ -1,0 +1,84 @@
+"""The registry of workflows and activities a worker runs and call sites can name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from ._activity import Activity, implemented_by
+from ._errors import InvalidDefinition, UnknownActivity, UnknownWorkflow
+from ._workflow import DurableWorkflow
+
+
+class Registry:
+    """Workflows by id, activities by name. Built explicitly in a composition root."""
+
+    def __init__(
+        self,
+        workflows: Iterable[DurableWorkflow[Any, Any]] = (),
+        activities: Iterable[Activity[Any, Any]] = (),
+    ) -> None:
+        self._workflows: dict[str, DurableWorkflow[Any, Any]] = {}
+        self._activities: dict[str, Activity[Any, Any]] = {}
+        for wf in workflows:
+            self.add_workflow(wf)
+        for act in activities:
+            self.add_activity(act)
+
+    def add_workflow(self, wf: DurableWorkflow[Any, Any]) -> None:
+        if not isinstance(wf, DurableWorkflow):
+            raise InvalidDefinition(f"expected a DurableWorkflow, got {type(wf).__name__}")
+        existing = self._workflows.get(wf.id)
+        if existing is not None and existing.fn is not wf.fn:
+            raise InvalidDefinition(f"two different workflows are registered as {wf.id!r}")
+        self._workflows[wf.id] = wf
+
+    def add_activity(self, act: Activity[Any, Any]) -> None:
+        existing = self._activities.get(act.name)
+        if existing is not None and existing.fn is not None and existing.fn is not act.fn:
+            raise InvalidDefinition(f"two implementations are registered for {act.name!r}")
+        self._activities[act.name] = act
+
+    def bind(self, instance: object) -> None:
+        """Register every method of `instance` marked with `@implements(declaration)`."""
+        found = 0
+        for _, method in inspect.getmembers(instance, inspect.ismethod):
+            declaration = implemented_by(method)
+            if declaration is not None:
+                self.add_activity(declaration.with_implementation(method))
+                found += 1
+        if not found:
+            raise InvalidDefinition(f"{type(instance).__name__} implements no declared activity")
+
+    def workflow(self, workflow_id: str) -> DurableWorkflow[Any, Any]:
+        try:
+            return self._workflows[workflow_id]
+        except KeyError:
+            raise UnknownWorkflow(workflow_id, list(self._workflows)) from None
+
+    def activity(self, name: str) -> Activity[Any, Any]:
+        try:
+            return self._activities[name]
+        except KeyError:
+            raise UnknownActivity(f"no activity is registered as {name!r}") from None
+
+    @property
+    def workflows(self) -> list[DurableWorkflow[Any, Any]]:
+        return sorted(self._workflows.values(), key=lambda wf: wf.id)
+
+    @property
+    def activities(self) -> list[Activity[Any, Any]]:
+        """Registered activities that have an implementation."""
+        return [a for _, a in sorted(self._activities.items()) if a.fn is not None]
+
+    def unimplemented(self) -> list[str]:
+        return sorted(name for name, a in self._activities.items() if a.fn is None)
+
+    def merged(self, other: Registry) -> Registry:
+        out = Registry(self.workflows, self._activities.values())
+        for wf in other.workflows:
+            out.add_workflow(wf)
+        for act in other._activities.values():
+            out.add_activity(act)
+        return out

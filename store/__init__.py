@@ -1,0 +1,13 @@
+"""Postgres: the connection pool and versioned migrations."""
+
+from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
+from ._pool import DatabaseUnreachable, create_pool
+
+__all__ = [
+    "MIGRATIONS",
+    "DatabaseUnreachable",
+    "Migration",
+    "applied_versions",
+    "create_pool",
+    "migrate",
+]

@@ -1,0 +1,1 @@
+"""Composition roots: settings -> clients -> Temporal worker, and the embedded dev stack."""

@@ -1,0 +1,95 @@
+"""`durable dev`: the whole product on one machine, with nothing to install but this package.
+
+Starts the Temporal dev server (SQLite in the data directory, UI on :8233) and PostgreSQL
+(cluster in the data directory) unless TEMPORAL_ADDRESS / DATABASE_URL point elsewhere, applies
+migrations, and runs the worker. Ctrl-C stops everything it started, worker first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from adapters.temporal import TemporalDurableClient, ensure_search_attributes
+from store import create_pool, migrate
+from store._pool import redact
+from workflows import registry as shipped_registry
+
+from .embedded import EmbeddedPostgres, EmbeddedTemporal
+from .runtime import connect_temporal, make_worker, run_until_signalled
+from .settings import Settings
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, str | None]]:
+    """Start what settings leave embedded; yield (temporal address, database url, UI url)."""
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    temporal: EmbeddedTemporal | None = None
+    postgres: EmbeddedPostgres | None = None
+    try:
+        if settings.temporal_address is None:
+            say(f"starting the Temporal dev server (data: {data / 'temporal.sqlite'}) ...")
+            temporal = EmbeddedTemporal(
+                port=settings.temporal_port,
+                ui_port=settings.ui_port,
+                db_file=data / "temporal.sqlite",
+                namespace=settings.temporal_namespace,
+                log_file=data / "temporal.log",
+            )
+            await temporal.start()
+        if settings.database_url is None:
+            say(f"starting PostgreSQL (data: {data / 'postgres'}) ...")
+            postgres = EmbeddedPostgres(data / "postgres")
+            database_url = await postgres.start()
+        else:
+            database_url = settings.database_url.get_secret_value()
+        yield (
+            settings.effective_temporal_address,
+            database_url,
+            temporal.ui_address if temporal else None,
+        )
+    finally:
+        if temporal is not None:
+            say("stopping the Temporal dev server ...")
+            await temporal.stop()
+        if postgres is not None:
+            say("stopping PostgreSQL ...")
+            await postgres.stop()
+
+
+async def run_dev(
+    settings: Settings,
+    after_start: Callable[[TemporalDurableClient], Awaitable[None]] | None = None,
+) -> None:
+    async with embedded_stack(settings) as (address, database_url, ui):
+        pool = await create_pool(database_url)
+        try:
+            applied = await migrate(pool)
+            say(f"database ready ({len(applied)} migration(s) applied now)")
+            client = await connect_temporal(settings)
+            await ensure_search_attributes(client, create=settings.temporal_address is None)
+            worker = make_worker(client, settings, pool)
+            durable = TemporalDurableClient(client, shipped_registry(), settings.task_queue)
+
+            async def ready() -> None:
+                say("")
+                say(f"  Temporal UI      {ui or '(external cluster: use its UI)'}")
+                say(f"  Temporal         {address}  namespace={settings.temporal_namespace}")
+                say(f"  task queue       {settings.task_queue}")
+                say(f"  DATABASE_URL     {redact(database_url)}")
+                say("")
+                say("  In another terminal:  durable start rensei/example.run --wait")
+                say("  Press Ctrl-C to stop everything started here.")
+                say("")
+                if after_start is not None:
+                    await after_start(durable)
+
+            await run_until_signalled(worker, on_ready=ready)
+        finally:
+            await pool.close()

