@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -73,12 +73,22 @@ class RunHandle(Protocol[Out_co]):
 
 
 class DurableClient(Protocol):
+    @overload
+    async def start(
+        self, workflow: DurableWorkflow[In, Out], input: In | dict[str, Any], id: str | None = None
+    ) -> RunHandle[Out]: ...
+
+    @overload
+    async def start(
+        self, workflow: str, input: BaseModel | dict[str, Any], id: str | None = None
+    ) -> RunHandle[Any]: ...
+
     async def start(
         self,
-        workflow: DurableWorkflow[In, Out] | str,
-        input: In | dict[str, Any],
+        workflow: DurableWorkflow[Any, Any] | str,
+        input: BaseModel | dict[str, Any],
         id: str | None = None,
-    ) -> RunHandle[Out]:
+    ) -> RunHandle[Any]:
         """Start a run. `workflow` is a definition or a registered workflow id; `input` a model
         or a dict validated against the workflow's input model.
 

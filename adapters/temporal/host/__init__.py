@@ -3,6 +3,7 @@
 from ._client import TemporalDurableClient, TemporalRunHandle
 from ._converter import data_converter
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
+from ._replay import load_history, replay
 from ._worker import (
     SANDBOX_PASSTHROUGH,
     SearchAttributesMissing,
@@ -23,6 +24,8 @@ __all__ = [
     "build_worker",
     "data_converter",
     "ensure_search_attributes",
+    "load_history",
+    "replay",
     "sandbox_runner",
     "workflow_class",
 ]

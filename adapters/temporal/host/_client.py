@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
@@ -197,12 +197,25 @@ class TemporalDurableClient:
         self._eager_start = eager_start
         self._memo = {} if search_attributes else {SEARCH_ATTRIBUTES_MEMO: False}
 
+    @overload
     async def start(
         self,
-        workflow: DurableWorkflow[Any, Out] | str,
+        workflow: DurableWorkflow[Any, Out],
         input: BaseModel | dict[str, Any],
         id: str | None = None,
-    ) -> TemporalRunHandle[Out]:
+    ) -> TemporalRunHandle[Out]: ...
+
+    @overload
+    async def start(
+        self, workflow: str, input: BaseModel | dict[str, Any], id: str | None = None
+    ) -> TemporalRunHandle[Any]: ...
+
+    async def start(
+        self,
+        workflow: DurableWorkflow[Any, Any] | str,
+        input: BaseModel | dict[str, Any],
+        id: str | None = None,
+    ) -> TemporalRunHandle[Any]:
         wf = self.registry.workflow(workflow if isinstance(workflow, str) else workflow.id)
         arg = coerce_input(wf.input_type, input, f"workflow {wf.id!r}")
         run_id = id or f"{wf.id}-{uuid.uuid4()}"

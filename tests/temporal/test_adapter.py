@@ -1,0 +1,156 @@
+"""What the Temporal adapter promises beyond the neutral semantics: step names in the UI,
+short steps as local activities, deterministic child ids, status in search attributes, and
+runs started by the plain `temporal` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import asyncpg
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+
+from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
+from workers.embedded import EmbeddedTemporal
+from workers.runtime import worker_registry
+
+from ..conformance.workflows import REGISTRY, Key
+
+BIN = Path(sys.executable).parent
+
+
+async def temporal_cli(*args: str) -> tuple[int, str]:
+    """Run the plain `temporal` CLI without blocking the worker in this event loop."""
+    process = await asyncio.create_subprocess_exec(
+        str(BIN / "temporal"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def summaries(history: WorkflowHistory, event_type: int) -> list[str]:
+    converter = DataConverter.default.payload_converter
+    return [
+        converter.from_payload(e.user_metadata.summary, str)
+        for e in history.events
+        if e.event_type == event_type and e.HasField("user_metadata")
+    ]
+
+
+async def test_step_ids_name_activities_timers_and_children_in_the_history(
+    dev_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    await ensure_search_attributes(dev_client, create=True)
+    registry = worker_registry(pool)
+    async with build_worker(dev_client, registry, task_queue):
+        client = TemporalDurableClient(dev_client, registry, task_queue)
+        handle = await client.start(
+            "rensei/example.run", {"topic": "alpha beta", "cool_down": "1s"}
+        )
+        out = await handle.result()
+    history = await dev_client.get_workflow_handle(handle.id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    # Regular steps are activities whose id and summary are the step id ...
+    assert sorted(a.activity_id for a in scheduled) == ["record", "research-1", "research-2"]
+    assert sorted(await summaries(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)) == [
+        "record",
+        "research-1",
+        "research-2",
+    ]
+    # ... the short step ran as a local activity (a marker, no scheduled activity) ...
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) == 1
+    # ... timers and the child carry their step ids too, and the child id is derived from the
+    # parent run and the step id.
+    assert await summaries(history, EventType.EVENT_TYPE_TIMER_STARTED) == ["cool-down", "settle"]
+    child = [
+        e.start_child_workflow_execution_initiated_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    assert [c.workflow_id for c in child] == [
+        f"{handle.id}:{history.events[0].workflow_execution_started_event_attributes.original_execution_run_id}:summarise"
+    ]
+    assert [c.workflow_type.name for c in child] == ["rensei/example.summarise"]
+    # The idempotency key the record step used is derived from run and step.
+    assert out.note_key.startswith(f"{handle.id}/") and out.note_key.endswith("/record")
+    stored = await pool.fetchval("SELECT count(*) FROM notes WHERE workflow_id = $1", handle.id)
+    assert stored == 1
+
+
+async def test_status_and_step_are_search_attributes_for_the_ui(
+    dev_client: Client, task_queue: str
+) -> None:
+    await ensure_search_attributes(dev_client, create=True)
+    k = Key(key=task_queue, seconds=30)
+    async with build_worker(dev_client, REGISTRY, task_queue):
+        client = TemporalDurableClient(dev_client, REGISTRY, task_queue)
+        handle = await client.start("conformance/cancellable.run", k)
+        query = f'WorkflowId = "{handle.id}" AND DurableStatus = "running" AND DurableStep = "long"'
+        found = []
+        for _ in range(100):
+            found = [w.id async for w in dev_client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+    assert found == [handle.id], "the UI filter on DurableStatus/DurableStep found the run"
+
+
+async def test_plain_temporal_cli_starts_a_durable_workflow(
+    dev_server: EmbeddedTemporal, dev_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    await ensure_search_attributes(dev_client, create=True)
+    async with build_worker(dev_client, worker_registry(pool), task_queue):
+        code, output = await temporal_cli(
+            "workflow",
+            "execute",
+            "--address",
+            dev_server.address,
+            "--type",
+            "rensei/example.run",
+            "--task-queue",
+            task_queue,
+            "--workflow-id",
+            f"cli-{task_queue}",
+            "--input",
+            json.dumps({"topic": "from the temporal cli", "cool_down": "1s"}),
+            "--output",
+            "json",
+        )
+    assert code == 0, output
+    result = json.loads(output)["result"]
+    assert result["summary"].startswith("from the temporal cli -> from: 4 letters")
+
+
+async def test_plain_cli_start_with_bad_input_fails_the_run_with_the_pydantic_message(
+    dev_server: EmbeddedTemporal, dev_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with build_worker(dev_client, worker_registry(pool), task_queue):
+        code, output = await temporal_cli(
+            "workflow",
+            "execute",
+            "--address",
+            dev_server.address,
+            "--type",
+            "rensei/example.run",
+            "--task-queue",
+            task_queue,
+            "--input",
+            '{"work_seconds": "soon"}',
+        )
+    assert code != 0
+    assert "input for workflow 'rensei/example.run' failed validation" in output
+    assert "work_seconds" in output
