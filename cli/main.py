@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from durable import (
     DurableClient,
@@ -113,6 +113,23 @@ def read_input(inline: str | None, file: Path | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise fail(Exit.USAGE, 'input must be a JSON object, e.g. \'{"topic": "x"}\'')
     return data
+
+
+def check_start(workflow_id: str, data: dict[str, Any]) -> None:
+    """Fail fast, before connecting anywhere, on an unknown workflow or input that won't fit."""
+    from workflows import registry
+
+    def check() -> None:
+        wf = registry().workflow(workflow_id)
+        try:
+            wf.input_type.model_validate(data)
+        except ValidationError as err:
+            raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
+
+    async def checked() -> None:
+        check()
+
+    run(checked())
 
 
 def show_status(desc: RunDescription) -> None:
@@ -220,6 +237,7 @@ def start(
 ) -> None:
     """Start a run of WORKFLOW and print its run id (or, with --wait, its result)."""
     data = read_input(input, input_file)
+    check_start(workflow, data)
 
     async def go(client: DurableClient) -> None:
         handle: RunHandle[Any] = await client.start(workflow, data, id=run_id)

@@ -70,7 +70,7 @@ def _validate_cron(expr: str) -> str:
 
 
 def parse_trigger(value: str | Trigger | None) -> Trigger | None:
-    """Read a trigger: an event type name (contains '/'), a cron expression, or None (manual).
+    """Read a trigger: an event type name (one word), a cron expression, or None (manual).
 
     Raises:
         InvalidTrigger: the value is neither.
@@ -83,6 +83,7 @@ def parse_trigger(value: str | Trigger | None) -> Trigger | None:
         return value
     if not isinstance(value, str) or not value.strip():
         raise InvalidTrigger(f"trigger must be a cron string or an event type, got {value!r}")
-    if "/" in value:
-        return EventTrigger(validate_event_name(value.strip()))
+    text = value.strip()
+    if not text.startswith("@") and len(text.split()) == 1:
+        return EventTrigger(validate_event_name(text))
     return CronTrigger(_validate_cron(value))

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
 from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
+from durable import RunCancelled
 from workers.embedded import EmbeddedTemporal
 from workers.runtime import worker_registry
 
@@ -106,6 +108,8 @@ async def test_status_and_step_are_search_attributes_for_the_ui(
                 break
             await asyncio.sleep(0.1)
         await handle.cancel()
+        with pytest.raises(RunCancelled):
+            await handle.result()
     assert found == [handle.id], "the UI filter on DurableStatus/DurableStep found the run"
 
 

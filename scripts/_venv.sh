@@ -1,0 +1,30 @@
+# Sourced by scripts/dev and scripts/test: make .venv (Python 3.11) and install the project
+# into it, again only when pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${DURABLE_VENV:-$root/.venv}"
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      python="$candidate"; break
+    fi
+  done
+fi
+if [ -z "$python" ]; then
+  echo "error: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+  exit 2
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating $venv ..." >&2
+  "$python" -m venv "$venv"
+fi
+stamp="$venv/.installed"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  echo "installing the project and its dev tools into $venv (first run takes a minute) ..." >&2
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev]" >&2
+  touch "$stamp"
+fi
+export PATH="$venv/bin:$PATH"
+cd "$root"

@@ -1,0 +1,131 @@
+"""The `durable` command as a user runs it: help, exit codes, messages, and a run started,
+watched and cancelled against a real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+
+from adapters.temporal import build_worker
+from workers.embedded import EmbeddedTemporal, free_port
+from workers.runtime import worker_registry
+
+DURABLE = str(Path(sys.executable).parent / "durable")
+
+
+async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        DURABLE,
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["--help"], "durable dev"),
+        (["dev", "--help"], "Ctrl-C stops it all"),
+        (["worker", "--help"], "SIGTERM"),
+        (["start", "--help"], "--input-file"),
+        (["status", "--help"], "current step"),
+        (["cancel", "--help"], "--reason"),
+        (["result", "--help"], "Wait for a run"),
+        (["migrate", "--help"], "idempotent"),
+        (["workflows", "--help"], "input fields"),
+    ],
+)
+async def test_every_command_has_help(command: list[str], says: str) -> None:
+    code, out, _ = await durable(*command)
+    assert code == 0
+    assert says in " ".join(out.split())
+
+
+async def test_workflows_lists_the_example_with_its_input() -> None:
+    code, out, _ = await durable("workflows")
+    assert code == 0
+    assert "rensei/example.run" in out and "topic" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["start", "rensei/nope.run"],
+            3,
+            "unknown workflow 'rensei/nope.run'; registered workflows",
+        ),
+        (["start", "rensei/example.run", "-i", "{not json"], 2, "input is not valid JSON"),
+        (["start", "rensei/example.run", "-i", "[1]"], 2, "input must be a JSON object"),
+        (["start", "rensei/example.run", "-i", '{"work_seconds": "x"}'], 2, "work_seconds"),
+        (["start", "rensei/example.run", "-f", "/no/such.json"], 2, "does not exist"),
+    ],
+)
+async def test_bad_starts_exit_with_a_code_and_say_why(
+    args: list[str], code: int, message: str
+) -> None:
+    got, out, err = await durable(*args)
+    assert got == code
+    assert message in err
+    assert out == "", "nothing was started, so no run id is printed"
+
+
+async def test_no_temporal_server_is_exit_4_with_a_hint() -> None:
+    env = {"DURABLE_TEMPORAL_PORT": str(free_port())}
+    code, _, err = await durable("status", "some-run", env=env)
+    assert code == 4
+    assert "cannot reach Temporal" in err and "durable dev" in err
+
+
+async def test_start_status_result_and_cancel_against_a_dev_server(
+    dev_server: EmbeddedTemporal,
+    dev_client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    env = {"TEMPORAL_ADDRESS": dev_server.address, "DURABLE_TASK_QUEUE": task_queue}
+    input_file = tmp_path / "input.json"
+    input_file.write_text(json.dumps({"topic": "cli works", "cool_down": "1s"}))
+    async with build_worker(dev_client, worker_registry(pool), task_queue):
+        code, out, err = await durable(
+            "start", "rensei/example.run", "-f", str(input_file), "--wait", env=env
+        )
+        assert code == 0, err
+        run_id, result = out.split("\n", 1)
+        assert json.loads(result)["summary"] == "cli works -> cli: 3 letters; works: 5 letters"
+        code, out, _ = await durable("status", run_id, env=env)
+        assert code == 0
+        assert "status     completed" in out
+
+        code, out, _ = await durable(
+            "start", "rensei/example.run", "-i", '{"work_seconds": 60}', env=env
+        )
+        long_run = out.strip()
+        for _ in range(50):
+            code, out, _ = await durable("status", long_run, "--json", env=env)
+            if json.loads(out)["current_steps"]:
+                break
+            await asyncio.sleep(0.2)
+        assert json.loads(out)["status"] == "running"
+        assert json.loads(out)["current_steps"][0].startswith("research-")
+        code, out, _ = await durable("cancel", long_run, "--reason", "not needed", env=env)
+        assert code == 0
+        code, _, err = await durable("result", long_run, env=env)
+        assert code == 1
+        assert "was cancelled" in err
+        code, _, err = await durable("cancel", "no-such-run", env=env)
+        assert code == 3
+        assert "no run with id 'no-such-run'" in err
