@@ -22,8 +22,11 @@ fi
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "installing the project and its dev tools into $venv (first run takes a minute) ..." >&2
-  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -e "$root[dev]" >&2
+  # (pip's notes about this machine's unused local package folders are filtered out)
+  "$venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "$venv/bin/python" -c "import temporalio, durable" 2>/dev/null || {
+    echo "error: installing the project into $venv failed (see above)" >&2; exit 1; }
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
