@@ -96,21 +96,31 @@ async def test_status_and_step_are_search_attributes_for_the_ui(
     dev_client: Client, task_queue: str
 ) -> None:
     await ensure_search_attributes(dev_client, create=True)
-    k = Key(key=task_queue, seconds=30)
     async with build_worker(dev_client, REGISTRY, task_queue):
         client = TemporalDurableClient(dev_client, REGISTRY, task_queue)
-        handle = await client.start("conformance/cancellable.run", k)
-        query = f'WorkflowId = "{handle.id}" AND DurableStatus = "running" AND DurableStep = "long"'
-        found = []
+        running = await client.start("conformance/cancellable.run", Key(key=task_queue, seconds=30))
+        sleeping = await client.start("conformance/memo.run", Key(key=task_queue, seconds=30))
+        queries = {
+            running.id: f'WorkflowId = "{running.id}" AND DurableStatus = "running"',
+            sleeping.id: f'WorkflowId = "{sleeping.id}" AND DurableStatus = "sleeping" '
+            'AND DurableStep = "pause"',
+        }
+        found: dict[str, list[str]] = {}
         for _ in range(100):
-            found = [w.id async for w in dev_client.list_workflows(query)]
-            if found:
+            found = {
+                run: [w.id async for w in dev_client.list_workflows(query)]
+                for run, query in queries.items()
+            }
+            if all(found.values()):
                 break
             await asyncio.sleep(0.1)
-        await handle.cancel()
-        with pytest.raises(RunCancelled):
-            await handle.result()
-    assert found == [handle.id], "the UI filter on DurableStatus/DurableStep found the run"
+        for handle in (running, sleeping):
+            await handle.cancel()
+            with pytest.raises(RunCancelled):
+                await handle.result()
+    assert found == {running.id: [running.id], sleeping.id: [sleeping.id]}, (
+        "the UI filters on DurableStatus / DurableStep find the running and the sleeping run"
+    )
 
 
 async def test_plain_temporal_cli_starts_a_durable_workflow(

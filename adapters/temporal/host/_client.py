@@ -14,7 +14,11 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -196,6 +200,11 @@ class TemporalDurableClient:
         self.task_queue = task_queue
         self._eager_start = eager_start
         self._memo = {} if search_attributes else {SEARCH_ATTRIBUTES_MEMO: False}
+        self._search_attributes = (
+            TypedSearchAttributes([SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)])
+            if search_attributes
+            else TypedSearchAttributes.empty
+        )
 
     @overload
     async def start(
@@ -230,6 +239,7 @@ class TemporalDurableClient:
                 static_summary=f"{wf.id}" + (f": {wf.description}" if wf.description else ""),
                 request_eager_start=self._eager_start,
                 memo=self._memo,
+                search_attributes=self._search_attributes,
             )
         except WorkflowAlreadyStartedError:
             raise RunAlreadyStarted(run_id) from None

@@ -55,19 +55,23 @@ def coerce_input(model: type[In], value: Any, what: str) -> In:
 
 
 class _Progress:
-    """Tracks status and running steps; mirrors them to search attributes when they change."""
+    """Tracks status and running steps. Mirrors them into search attributes, but only when the
+    status changes: DurableStep names the step a run sleeps or waits in, and stays empty while
+    steps run (the UI shows running activities), so an ordinary step adds no history event."""
 
     def __init__(self, search_attributes: bool) -> None:
         self.state = RunProgress()
         self.search_attributes = search_attributes
-        self._published: tuple[str, str] = ("", "")
+        # What the run was started with (our client starts runs as "running"): no upsert needed.
+        started = workflow.info().typed_search_attributes
+        self._published = (started.get(STATUS_ATTRIBUTE) or "", started.get(STEP_ATTRIBUTE) or "")
 
     def _publish(self) -> None:
         state = self.state
         step = state.current_steps[-1] if state.current_steps else ""
         details = state.waiting_on or (f"running {', '.join(state.current_steps)}" if step else "")
         workflow.set_current_details(details)
-        current = (state.status.value, step)
+        current = (state.status.value, "" if state.status is RunStatus.RUNNING else step)
         if self.search_attributes and current != self._published:
             self._published = current
             workflow.upsert_search_attributes(

@@ -1,0 +1,1 @@
+"""Benchmarks: the same workload with raw temporalio and with `durable`, on one server."""

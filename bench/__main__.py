@@ -1,0 +1,197 @@
+"""Raw temporalio vs `durable`, same workload, same dev server, one process.
+
+    python -m bench            # full run (a few minutes)
+    python -m bench --quick    # smaller samples
+
+Prints a markdown table to stdout (and bench/results/latest.md); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
+from workers.embedded import EmbeddedTemporal, free_port
+
+from .models import Inp
+from .workloads_durable import REGISTRY
+from .workloads_raw import RawSteps, raw_step
+
+RESULTS = Path(__file__).parent / "results"
+Start = Callable[[Inp], Awaitable[None]]
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Row:
+    figure: str
+    raw: float
+    durable: float
+    unit: str
+
+    def line(self) -> str:
+        ratio = self.durable / self.raw if self.raw else float("nan")
+        raw, ours = f"{self.raw:.1f} {self.unit}", f"{self.durable:.1f} {self.unit}"
+        return f"| {self.figure} | {raw} | {ours} | {ratio:.2f} |"
+
+
+def starters(
+    client: Client, queue: str, eager: bool, search_attributes: bool
+) -> tuple[Start, Start]:
+    durable = TemporalDurableClient(
+        client, REGISTRY, f"{queue}-durable", eager_start=eager, search_attributes=search_attributes
+    )
+
+    async def raw(inp: Inp) -> None:
+        await client.execute_workflow(
+            RawSteps.run,
+            inp,
+            id=f"raw-{uuid.uuid4()}",
+            task_queue=f"{queue}-raw",
+            request_eager_start=eager,
+        )
+
+    async def ours(inp: Inp) -> None:
+        await (await durable.start("bench/steps.run", inp)).result()
+
+    return raw, ours
+
+
+async def latencies(
+    raw: Start, ours: Start, inp: Inp, samples: int
+) -> tuple[list[float], list[float]]:
+    """Alternate raw and durable runs so drift hits both alike; milliseconds."""
+    for start in (raw, ours):  # warm-up
+        await start(inp)
+    out: tuple[list[float], list[float]] = ([], [])
+    for _ in range(samples):
+        for start, bucket in ((raw, out[0]), (ours, out[1])):
+            begin = time.perf_counter()
+            await start(inp)
+            bucket.append((time.perf_counter() - begin) * 1000)
+    return out
+
+
+async def throughput(start: Start, inp: Inp, runs: int) -> float:
+    begin = time.perf_counter()
+    await asyncio.gather(*(start(inp) for _ in range(runs)))
+    return runs / (time.perf_counter() - begin)
+
+
+async def measure(client: Client, args: argparse.Namespace, label: str) -> list[Row]:
+    queue = f"bench-{uuid.uuid4()}"
+    rows: list[Row] = []
+    worker = Worker(client, task_queue=f"{queue}-raw", workflows=[RawSteps], activities=[raw_step])
+    async with worker, build_worker(client, REGISTRY, f"{queue}-durable"):
+        for eager in (True, False):
+            raw, ours = starters(client, queue, eager, search_attributes=True)
+            tag = "eager start" if eager else "plain start"
+            for fast in (False, True):
+                kind = "short step (local activity)" if fast else "step (activity)"
+                say(f"[{label}] 1-step latency, {kind}, {tag} ...")
+                one = await latencies(raw, ours, Inp(steps=1, fast=fast), args.samples)
+                rows += [
+                    Row(f"{label}: 1 {kind}, {tag}, p50", pct(one[0], 0.5), pct(one[1], 0.5), "ms"),
+                    Row(
+                        f"{label}: 1 {kind}, {tag}, p95", pct(one[0], 0.95), pct(one[1], 0.95), "ms"
+                    ),
+                ]
+                if not eager:
+                    continue
+                say(f"[{label}] 10-step latency, {kind} ...")
+                ten = await latencies(raw, ours, Inp(steps=10, fast=fast), args.ten_samples)
+                raw_step_ms, ours_step_ms = (
+                    (statistics.median(ten[i]) - statistics.median(one[i])) / 9 for i in (0, 1)
+                )
+                rows.append(
+                    Row(f"{label}: per {kind} in a 10-step run", raw_step_ms, ours_step_ms, "ms")
+                )
+        raw, ours = starters(client, queue, True, search_attributes=True)
+        say(f"[{label}] throughput, {args.runs} concurrent 3-step runs ...")
+        rate_raw = await throughput(raw, Inp(steps=3), args.runs)
+        rate_ours = await throughput(ours, Inp(steps=3), args.runs)
+        rows.append(
+            Row(f"{label}: {args.runs} concurrent 3-step runs", rate_raw, rate_ours, "runs/s")
+        )
+        _, plain = starters(client, queue, True, search_attributes=False)
+        rate_plain = await throughput(plain, Inp(steps=3), args.runs)
+        rows.append(
+            Row(
+                f"{label}: same, durable without search-attribute upserts",
+                rate_raw,
+                rate_plain,
+                "runs/s",
+            )
+        )
+    return rows
+
+
+async def main(args: argparse.Namespace) -> None:
+    rows: list[Row] = []
+    variants = {"wal": True, "default": False}
+    for name in args.sqlite:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            server = EmbeddedTemporal(
+                port=free_port(), db_file=Path(tmp) / "temporal.sqlite", fast_sqlite=variants[name]
+            )
+            say(f"starting a dev server (SQLite file, pragmas: {name}) ...")
+            await server.start()
+            try:
+                client = await server.connect()
+                await ensure_search_attributes(client, create=True)
+                rows += await measure(client, args, f"sqlite {name}")
+            finally:
+                await server.stop()
+    table = "\n".join(
+        [
+            "| figure | raw temporalio | durable | ratio |",
+            "| --- | --- | --- | --- |",
+            *(row.line() for row in rows),
+        ]
+    )
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(table + "\n")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small samples, for a smoke run")
+    parser.add_argument("--samples", type=int, default=80, help="1-step runs per figure")
+    parser.add_argument("--ten-samples", type=int, default=25, help="10-step runs per figure")
+    parser.add_argument("--runs", type=int, default=500, help="concurrent runs for throughput")
+    parser.add_argument(
+        "--sqlite",
+        nargs="+",
+        choices=["wal", "default"],
+        default=["wal", "default"],
+        help="dev server SQLite pragmas: wal = journal_mode=wal, synchronous=normal",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.samples, args.ten_samples, args.runs = 15, 5, 100
+    return args
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))

@@ -1,0 +1,37 @@
+"""The baseline: the workload written with plain temporalio, as the SDK's samples do."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+from .models import Inp, Out
+
+TIMEOUT = timedelta(minutes=1)
+RETRY = RetryPolicy(maximum_attempts=5)
+
+
+@activity.defn(name="raw.step")
+async def raw_step(input: Inp) -> Out:
+    return Out(n=input.n + 1)
+
+
+@workflow.defn(name="raw/steps.run")
+class RawSteps:
+    @workflow.run
+    async def run(self, input: Inp) -> Out:
+        value = input
+        out = Out(n=input.n)
+        for _ in range(input.steps):
+            if input.fast:
+                out = await workflow.execute_local_activity(
+                    raw_step, value, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+                )
+            else:
+                out = await workflow.execute_activity(
+                    raw_step, value, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+                )
+            value = Inp(n=out.n, steps=input.steps, fast=input.fast)
+        return out
