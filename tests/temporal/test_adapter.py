@@ -16,11 +16,12 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
 from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
-from durable import RunCancelled
+from durable import Registry, RunCancelled
 from workers.embedded import EmbeddedTemporal
 from workers.runtime import worker_registry
 
 from ..conformance.workflows import REGISTRY, Key
+from . import sandboxed
 
 BIN = Path(sys.executable).parent
 
@@ -168,3 +169,26 @@ async def test_plain_cli_start_with_bad_input_fails_the_run_with_the_pydantic_me
     assert code != 0
     assert "input for workflow 'rensei/example.run' failed validation" in output
     assert "work_seconds" in output
+
+
+async def test_the_sandbox_stops_workflow_code_that_reads_the_wall_clock(
+    dev_client: Client, task_queue: str
+) -> None:
+    registry = Registry([sandboxed.wall_clock])
+    async with build_worker(dev_client, registry, task_queue):
+        client = TemporalDurableClient(dev_client, registry, task_queue)
+        handle = await client.start(sandboxed.wall_clock, {})
+        failures: list[str] = []
+        for _ in range(100):
+            history = await dev_client.get_workflow_handle(handle.id).fetch_history()
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            ]
+            if failures:
+                break
+            await asyncio.sleep(0.1)
+        await dev_client.get_workflow_handle(handle.id).terminate("test done")
+    assert failures, "the run should be held with a failed workflow task"
+    assert "datetime.datetime.now" in failures[0]
