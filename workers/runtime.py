@@ -83,9 +83,9 @@ async def run_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(worker.run())
     try:
+        log.info("worker started", extra={"task_queue": worker.task_queue})
         if on_ready is not None:
             await on_ready()
-        log.info("worker started", extra={"task_queue": worker.task_queue})
         done, _ = await asyncio.wait(
             [task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
