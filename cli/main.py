@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from durable import (
     DurableClient,
     DurableError,
+    Event,
     InputValidationError,
     RunAlreadyStarted,
     RunCancelled,
@@ -25,6 +26,7 @@ from durable import (
     UnknownRun,
     UnknownWorkflow,
     WorkflowFailed,
+    parse_event,
 )
 from store import DatabaseUnreachable
 from workers.runtime import TemporalUnreachable
@@ -74,13 +76,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise fail(Exit.UNAVAILABLE, str(err)) from None
     except DurableError as err:
         raise fail(Exit.USAGE, str(err)) from None
+    except OSError as err:  # e.g. the embedded database's socket is not there
+        raise fail(
+            Exit.UNAVAILABLE, f"{err}; is `durable dev` running, or DATABASE_URL set?"
+        ) from None
 
 
-def with_client(action: Callable[[DurableClient], Awaitable[T]]) -> T:
+def with_client(action: Callable[[DurableClient], Awaitable[T]], *, events: bool = False) -> T:
     async def go() -> T:
         from workers.runtime import durable_client
 
-        client = await durable_client(Settings())
+        client = await durable_client(Settings(), events=events)
         return await action(client)
 
     return run(go())
@@ -286,6 +292,77 @@ def cancel(
         typer.echo(f"cancellation requested for {run_id}")
 
     with_client(go)
+
+
+def send(event: Event[Any]) -> None:
+    async def go(client: DurableClient) -> None:
+        print_json(await client.send_event(event))
+
+    with_client(go, events=True)
+
+
+@app.command("send-event")
+def send_event(
+    event_type: Annotated[str, typer.Argument(help="Event type, e.g. rensei/approval.resolved.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="The event's data as JSON.")] = "{}",
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id; sending one id twice acts once.")
+    ] = None,
+) -> None:
+    """Send an event: start the workflows it triggers and resolve the waits it matches. Prints
+    what it did (runs started, waits resolved)."""
+    from workflows import registry
+
+    payload: dict[str, Any] = {"data": read_input(data, None)}
+    if event_id:
+        payload["id"] = event_id
+
+    async def parse() -> Event[Any]:
+        return parse_event(registry().event_type(event_type), payload)
+
+    send(run(parse()))
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The run waiting for approval.")],
+    decision: Annotated[
+        str, typer.Option("--decision", help="approve, reject or revise.")
+    ] = "approve",
+    notes: Annotated[str, typer.Option("--notes", help="Reviewer's notes.")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who decided.")] = "",
+) -> None:
+    """Resolve a run's approval wait: sends rensei/approval.resolved with data.run_id = RUN_ID."""
+    from workflows.events import ApprovalResolved
+
+    payload = {"data": {"run_id": run_id, "decision": decision, "notes": notes, "by": by}}
+
+    async def parse() -> Event[Any]:
+        return parse_event(ApprovalResolved, payload)
+
+    send(run(parse()))
+
+
+@app.command()
+def waits(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+    """List the events a run is waiting for."""
+    from store import EventStore, create_pool
+    from workers.runtime import database_url
+
+    async def go() -> list[dict[str, Any]]:
+        pool = await create_pool(database_url(Settings()), max_size=1)
+        try:
+            return await EventStore(pool).open_waits(run_id)
+        finally:
+            await pool.close()
+
+    found = run(go())
+    if not found:
+        typer.echo(f"{run_id} waits for no event")
+    for wait in found:
+        typer.echo(
+            f"{wait['step_id']:<24} {wait['event_type']:<32} match={json.dumps(wait['match'])}"
+        )
 
 
 def main() -> None:

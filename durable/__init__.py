@@ -34,6 +34,7 @@ from ._errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
+from ._events import MAX_EVENT_BYTES, Event, EventError, EventReceipt, Wait, parse_event
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_HEARTBEAT_TIMEOUT",
     "DEFAULT_RETRY",
     "DEFAULT_STEP_TIMEOUT",
+    "MAX_EVENT_BYTES",
     "NO_RETRY",
     "Activity",
     "ActivityContext",
@@ -53,6 +55,9 @@ __all__ = [
     "DurableError",
     "DurableWorkflow",
     "Duration",
+    "Event",
+    "EventError",
+    "EventReceipt",
     "EventTrigger",
     "InputValidationError",
     "InvalidDefinition",
@@ -75,12 +80,14 @@ __all__ = [
     "UnknownWorkflow",
     "WorkflowCancelled",
     "WorkflowContext",
+    "Wait",
     "WorkflowFailed",
     "activity",
     "activity_context",
     "declare_activity",
     "implements",
     "parse_duration",
+    "parse_event",
     "parse_trigger",
     "validate_event_name",
     "workflow",

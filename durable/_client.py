@@ -8,6 +8,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
+from ._events import Event, EventReceipt
 from ._workflow import DurableWorkflow
 
 In = TypeVar("In", bound=BaseModel)
@@ -96,6 +97,15 @@ class DurableClient(Protocol):
             UnknownWorkflow: no workflow is registered under that id.
             InputValidationError: the input does not fit the input model; nothing is started.
             RunAlreadyStarted: a run with that id is open.
+        """
+        ...
+
+    async def send_event(self, event: Event[Any]) -> EventReceipt:
+        """The event ingress: store the event once (by id), start the workflows it triggers,
+        and resolve the waits it matches.
+
+        Raises:
+            EventError: the event is malformed or over 256 KiB; nothing was stored.
         """
         ...
 

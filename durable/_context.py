@@ -15,8 +15,10 @@ from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ._activity import Activity
+    from ._events import Event
     from ._workflow import DurableWorkflow
 
+E = TypeVar("E", bound="Event[Any]")
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -77,6 +79,32 @@ class Steps(ABC):
     @abstractmethod
     async def sleep_until(self, step_id: str, when: datetime) -> None:
         """Sleep durably until `when` (timezone-aware); returns at once if it has passed."""
+
+    @abstractmethod
+    async def wait_for_event(
+        self,
+        step_id: str,
+        event: type[E],
+        *,
+        match: str | None = None,
+        where: dict[str, Any] | None = None,
+        timeout: Duration = "24h",
+    ) -> E | None:
+        """Wait for an event of type `event` and return it, or None after `timeout`.
+
+        An event received since the run started and not consumed by an earlier wait of this run
+        counts, so an event that arrives before the wait is not lost.
+
+        Args:
+            match: A path such as `data.run_id`: the awaited event's value there must equal the
+                run's trigger event's value at the same path.
+            where: Explicit values, e.g. `{"data.run_id": input.run_id}`.
+        """
+
+    @abstractmethod
+    async def send_event(self, step_id: str, event: Event[Any]) -> str:
+        """Send an event from the run, once: its id is derived from the run and step, so a
+        retried step does not send it twice. Returns the event id."""
 
     @abstractmethod
     async def invoke(

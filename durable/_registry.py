@@ -8,6 +8,7 @@ from typing import Any
 
 from ._activity import Activity, implemented_by
 from ._errors import InvalidDefinition, UnknownActivity, UnknownWorkflow
+from ._events import Event, EventError, event_type_name
 from ._workflow import DurableWorkflow
 
 
@@ -18,13 +19,36 @@ class Registry:
         self,
         workflows: Iterable[DurableWorkflow[Any, Any]] = (),
         activities: Iterable[Activity[Any, Any]] = (),
+        events: Iterable[type[Event[Any]]] = (),
     ) -> None:
         self._workflows: dict[str, DurableWorkflow[Any, Any]] = {}
         self._activities: dict[str, Activity[Any, Any]] = {}
+        self._events: dict[str, type[Event[Any]]] = {}
         for wf in workflows:
             self.add_workflow(wf)
         for act in activities:
             self.add_activity(act)
+        for event in events:
+            self.add_event(event)
+
+    def add_event(self, event: type[Event[Any]]) -> None:
+        """Register an event type, so call sites can send it by name (CLI, HTTP)."""
+        name = event_type_name(event)
+        existing = self._events.get(name)
+        if existing is not None and existing is not event:
+            raise InvalidDefinition(f"two event types are registered as {name!r}")
+        self._events[name] = event
+
+    def event_type(self, name: str) -> type[Event[Any]]:
+        try:
+            return self._events[name]
+        except KeyError:
+            known = ", ".join(sorted(self._events)) or "none"
+            raise EventError(f"unknown event type {name!r}; registered: {known}") from None
+
+    @property
+    def events(self) -> list[type[Event[Any]]]:
+        return [e for _, e in sorted(self._events.items())]
 
     def add_workflow(self, wf: DurableWorkflow[Any, Any]) -> None:
         if not isinstance(wf, DurableWorkflow):
@@ -33,6 +57,8 @@ class Registry:
         if existing is not None and existing.fn is not wf.fn:
             raise InvalidDefinition(f"two different workflows are registered as {wf.id!r}")
         self._workflows[wf.id] = wf
+        for event in wf.event_types:
+            self.add_event(event)
 
     def add_activity(self, act: Activity[Any, Any]) -> None:
         existing = self._activities.get(act.name)
@@ -76,7 +102,7 @@ class Registry:
         return sorted(name for name, a in self._activities.items() if a.fn is None)
 
     def merged(self, other: Registry) -> Registry:
-        out = Registry(self.workflows, self._activities.values())
+        out = Registry(self.workflows, self._activities.values(), self.events)
         for wf in other.workflows:
             out.add_workflow(wf)
         for act in other._activities.values():

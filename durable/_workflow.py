@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from ._context import WorkflowContext
 from ._errors import InvalidDefinition
+from ._events import Event, Wait, event_type_name, path_exists
 from ._models import io_models
-from ._trigger import Trigger, parse_trigger
+from ._trigger import EventTrigger, Trigger, parse_trigger
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -42,6 +43,14 @@ class DurableWorkflow(Generic[In, Out]):
     fn: RunFn[In, Out] = field(compare=False)
     trigger: Trigger | None = None
     description: str = ""
+    trigger_event: type[Event[Any]] | None = None
+    waits: tuple[Wait, ...] = ()
+
+    @property
+    def event_types(self) -> list[type[Event[Any]]]:
+        """The event types this workflow is triggered by or waits for."""
+        found = [w.event for w in self.waits]
+        return [self.trigger_event, *found] if self.trigger_event else found
 
     def __post_init__(self) -> None:
         if not WORKFLOW_ID.match(self.id):
@@ -62,14 +71,52 @@ class DurableWorkflow(Generic[In, Out]):
         return str(self.fn.__qualname__)
 
 
+def _check_waits(id: str, trigger_event: type[Event[Any]] | None, waits: tuple[Wait, ...]) -> None:
+    for wait in waits:
+        awaited = event_type_name(wait.event)
+        if trigger_event is None:
+            raise InvalidDefinition(
+                f"workflow {id!r} waits for {awaited!r} with match={wait.match!r}, but has no "
+                f"trigger event to match against; use where={{...}} instead"
+            )
+        missing = [
+            name
+            for name, model in ((awaited, wait.event), (trigger_event.type, trigger_event))
+            if not path_exists(model, wait.match)
+        ]
+        if missing:
+            raise InvalidDefinition(
+                f"workflow {id!r}: match path {wait.match!r} must exist on both the awaited "
+                f"event {awaited!r} and the trigger event {trigger_event.type!r}; it is missing "
+                f"on {' and '.join(repr(m) for m in missing)}"
+            )
+
+
 def workflow(
-    id: str, *, trigger: str | Trigger | None = None, description: str = ""
+    id: str,
+    *,
+    trigger: str | Trigger | type[Event[Any]] | None = None,
+    waits: tuple[Wait, ...] | list[Wait] = (),
+    description: str = "",
 ) -> Callable[[RunFn[In, Out]], DurableWorkflow[In, Out]]:
     """Define a durable workflow from `async def run(ctx, input: In) -> Out`.
 
     The function must be defined at module top level, so a provider can re-import it (the
     Temporal sandbox does).
+
+    Args:
+        id: The stable id, e.g. `rensei/example.run`.
+        trigger: A cron expression, an event type name or `Event` subclass (the run's input is
+            then that event), or None for manual starts.
+        waits: The `Wait(event, match=...)` the body uses with `match`; each match path is
+            checked here against the awaited and the trigger event types.
+        description: One line for listings.
     """
+    trigger_event = trigger if isinstance(trigger, type) and issubclass(trigger, Event) else None
+    if trigger_event is not None:
+        trigger = EventTrigger(event_type_name(trigger_event))
+    declared = tuple(waits)
+    _check_waits(id, trigger_event, declared)
 
     def wrap(fn: RunFn[In, Out]) -> DurableWorkflow[In, Out]:
         if "<locals>" in fn.__qualname__:
@@ -81,8 +128,10 @@ def workflow(
             input_type=input_type,
             output_type=output_type,
             fn=fn,
-            trigger=parse_trigger(trigger),
+            trigger=parse_trigger(trigger),  # type: ignore[arg-type]
             description=doc if isinstance(doc, str) else "".join(doc),
+            trigger_event=trigger_event,
+            waits=declared,
         )
 
     return wrap

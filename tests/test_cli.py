@@ -129,3 +129,41 @@ async def test_start_status_result_and_cancel_against_a_dev_server(
         code, _, err = await durable("cancel", "no-such-run", env=env)
         assert code == 3
         assert "no run with id 'no-such-run'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send-event", "rensei/nope.thing"], "unknown event type 'rensei/nope.thing'"),
+        (["approve", "some-run", "--decision", "maybe"], "is malformed"),
+        (["send-event", "rensei/approval.resolved", "-d", "{bad"], "not valid JSON"),
+    ],
+)
+async def test_bad_events_are_refused_before_anything_is_sent(
+    args: list[str], message: str
+) -> None:
+    code, out, err = await durable(*args)
+    assert code == 2
+    assert message in err
+    assert out == ""
+
+
+async def test_approve_and_send_event_store_once_and_report(
+    dev_server: EmbeddedTemporal, database_url: str, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    env = {"TEMPORAL_ADDRESS": dev_server.address, "DATABASE_URL": database_url}
+    code, out, err = await durable("approve", f"run-{task_queue}", "--notes", "ship it", env=env)
+    assert code == 0, err
+    receipt = json.loads(out)
+    assert receipt["type"] == "rensei/approval.resolved"
+    assert receipt["duplicate"] is False
+    data = {"run_id": f"run-{task_queue}", "decision": "approve"}
+    args = ["send-event", "rensei/approval.resolved", "-d", json.dumps(data), "--id", receipt["id"]]
+    code, out, _ = await durable(*args, env=env)
+    assert code == 0
+    assert json.loads(out)["duplicate"] is True, "the same id twice is stored once"
+    stored = await pool.fetchval("SELECT count(*) FROM events WHERE id = $1", receipt["id"])
+    assert stored == 1
+    code, out, _ = await durable("waits", f"run-{task_queue}", env=env)
+    assert code == 0
+    assert "waits for no event" in out

@@ -74,8 +74,10 @@ async def run_dev(
             say(f"database ready ({len(applied)} migration(s) applied now)")
             client = await connect_temporal(settings)
             await ensure_search_attributes(client, create=settings.temporal_address is None)
-            worker = make_worker(client, settings, pool)
-            durable = TemporalDurableClient(client, shipped_registry(), settings.task_queue)
+            worker, ingress = make_worker(client, settings, pool)
+            durable = TemporalDurableClient(
+                client, shipped_registry(), settings.task_queue, events=ingress
+            )
 
             async def ready() -> None:
                 say("")
@@ -90,6 +92,6 @@ async def run_dev(
                 if after_start is not None:
                     await after_start(durable)
 
-            await run_until_signalled(worker, on_ready=ready)
+            await run_until_signalled(worker, on_ready=ready, dispatcher=ingress)
         finally:
             await pool.close()

@@ -14,7 +14,8 @@ async def run_worker(settings: Settings) -> None:
     try:
         client = await connect_temporal(settings)
         await ensure_search_attributes(client, create=False)
-        await run_until_signalled(make_worker(client, settings, pool))
+        worker, ingress = make_worker(client, settings, pool)
+        await run_until_signalled(worker, dispatcher=ingress)
     finally:
         await pool.close()
 

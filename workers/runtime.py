@@ -13,9 +13,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.example import NoteActivities
-from adapters.temporal import TemporalDurableClient, build_worker, data_converter
+from adapters.temporal import EventIngress, TemporalDurableClient, build_worker, data_converter
 from durable import Registry
-from store import create_pool
+from store import EventStore, create_pool
 from workflows import registry as shipped_registry
 
 from .settings import Settings
@@ -50,10 +50,22 @@ def worker_registry(pool: asyncpg.Pool | None) -> Registry:
     return registry
 
 
-async def durable_client(settings: Settings) -> TemporalDurableClient:
-    """A client for call sites (CLI, API)."""
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL's socket in the data dir (`durable dev`)."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return f"postgresql://postgres@/postgres?host={(settings.data_dir / 'postgres').resolve()}"
+
+
+async def durable_client(settings: Settings, *, events: bool = False) -> TemporalDurableClient:
+    """A client for call sites (CLI, API); with `events`, one that can send events."""
     client = await connect_temporal(settings)
-    return TemporalDurableClient(client, shipped_registry(), settings.task_queue)
+    registry = shipped_registry()
+    ingress = None
+    if events:
+        pool = await create_pool(database_url(settings), max_size=2)
+        ingress = EventIngress(client, EventStore(pool), registry, settings.task_queue)
+    return TemporalDurableClient(client, registry, settings.task_queue, events=ingress)
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
@@ -62,18 +74,27 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
     return await create_pool(settings.database_url.get_secret_value())
 
 
-def make_worker(client: Client, settings: Settings, pool: asyncpg.Pool) -> Worker:
-    return build_worker(
+def make_worker(
+    client: Client, settings: Settings, pool: asyncpg.Pool
+) -> tuple[Worker, EventIngress]:
+    """The worker, and the event ingress whose dispatcher should run beside it."""
+    registry = worker_registry(pool)
+    ingress = EventIngress(client, EventStore(pool), registry, settings.task_queue)
+    worker = build_worker(
         client,
-        worker_registry(pool),
+        registry,
         settings.task_queue,
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        events=ingress,
     )
+    return worker, ingress
 
 
 async def run_until_signalled(
-    worker: Worker, on_ready: Callable[[], Awaitable[None]] | None = None
+    worker: Worker,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+    dispatcher: EventIngress | None = None,
 ) -> None:
     """Run `worker` until SIGINT or SIGTERM, then shut it down gracefully: running steps get the
     graceful-shutdown window to finish, then are cancelled and retried elsewhere."""
@@ -82,6 +103,7 @@ async def run_until_signalled(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(worker.run())
+    redelivery = asyncio.create_task(dispatcher.run_dispatcher()) if dispatcher else None
     try:
         log.info("worker started", extra={"task_queue": worker.task_queue})
         if on_ready is not None:
@@ -99,5 +121,7 @@ async def run_until_signalled(
         await task
         log.info("worker stopped")
     finally:
+        if redelivery is not None:
+            redelivery.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -2,6 +2,7 @@
 
 from durable import Registry
 
+from .events import ApprovalResolved
 from .example import example, summarise
 
 
@@ -9,7 +10,7 @@ def registry() -> Registry:
     """Every shipped workflow and the activities that need no injected client."""
     from activities.example import compose, plan, research
 
-    return Registry([example, summarise], [plan, research, compose])
+    return Registry([example, summarise], [plan, research, compose], [ApprovalResolved])
 
 
 __all__ = ["registry"]

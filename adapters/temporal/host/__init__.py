@@ -2,6 +2,7 @@
 
 from ._client import TemporalDurableClient, TemporalRunHandle
 from ._converter import data_converter
+from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
 from ._replay import load_history, replay
 from ._worker import (
@@ -15,8 +16,11 @@ from ._worker import (
 
 __all__ = [
     "DESCRIBE_QUERY",
+    "EVENT_SIGNAL",
     "SANDBOX_PASSTHROUGH",
     "SEARCH_ATTRIBUTES",
+    "EventDelivery",
+    "EventIngress",
     "RunProgress",
     "SearchAttributesMissing",
     "TemporalDurableClient",

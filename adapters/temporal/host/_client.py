@@ -14,11 +14,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -31,6 +27,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from durable import (
     DurableWorkflow,
+    Event,
+    EventError,
+    EventReceipt,
     Registry,
     RunAlreadyStarted,
     RunCancelled,
@@ -41,12 +40,13 @@ from durable import (
 )
 
 from ._context import coerce_input
+from ._ingress import EventIngress
 from ._progress import (
     DESCRIBE_QUERY,
-    SEARCH_ATTRIBUTES_MEMO,
     STATUS_ATTRIBUTE,
     STEP_ATTRIBUTE,
     RunProgress,
+    start_options,
 )
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -185,6 +185,7 @@ class TemporalDurableClient:
         *,
         eager_start: bool = False,
         search_attributes: bool = True,
+        events: EventIngress | None = None,
     ) -> None:
         """Args:
         client: A connected Temporal client with the pydantic data converter.
@@ -194,17 +195,14 @@ class TemporalDurableClient:
             this process (saves a round trip when the client and worker share a process).
         search_attributes: Keep DurableStatus/DurableStep current; off for servers without
             custom search attributes (the time-skipping test server).
+        events: The event ingress (needs Postgres); without it `send_event` is refused.
         """
+        self.events = events
         self.temporal = client
         self.registry = registry
         self.task_queue = task_queue
         self._eager_start = eager_start
-        self._memo = {} if search_attributes else {SEARCH_ATTRIBUTES_MEMO: False}
-        self._search_attributes = (
-            TypedSearchAttributes([SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)])
-            if search_attributes
-            else TypedSearchAttributes.empty
-        )
+        self._memo, self._search_attributes = start_options(search_attributes)
 
     @overload
     async def start(
@@ -244,6 +242,11 @@ class TemporalDurableClient:
         except WorkflowAlreadyStartedError:
             raise RunAlreadyStarted(run_id) from None
         return TemporalRunHandle(self.temporal, handle, self.registry, wf.output_type)
+
+    async def send_event(self, event: Event[Any]) -> EventReceipt:
+        if self.events is None:
+            raise EventError("events need a database: configure DATABASE_URL (or run durable dev)")
+        return await self.events.send(event)
 
     def get(self, run_id: str) -> TemporalRunHandle[Any]:
         return TemporalRunHandle(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from durable import (
     DurableWorkflow,
     Duration,
     InputValidationError,
+    InvalidDefinition,
     RetryPolicy,
     RunStatus,
     StepFailed,
@@ -34,10 +36,21 @@ from durable import (
     WorkflowContext,
     parse_duration,
 )
+from durable._events import Event, event_type_name, merge, nest, path_exists, value_at
 
+from ._event_activities import (
+    CloseWait,
+    MaybeEvent,
+    RegisterWait,
+    SendEvent,
+    close_wait,
+    register_wait,
+    send_event,
+)
 from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
 from ._retry import to_temporal
 
+E = TypeVar("E", bound=Event[Any])
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 T = TypeVar("T")
@@ -128,9 +141,11 @@ def _is_cancel(err: BaseException) -> bool:
 
 
 class TemporalSteps(Steps):
-    def __init__(self, progress: _Progress) -> None:
+    def __init__(self, progress: _Progress, inbox: Inbox) -> None:
         super().__init__()
         self._progress = progress
+        self._inbox = inbox
+        self.trigger: BaseModel | None = None  # the run's input, for `match`
 
     async def _guard(
         self, step_id: str, policy: RetryPolicy, call: Callable[[], Awaitable[T]]
@@ -214,6 +229,82 @@ class TemporalSteps(Steps):
         except asyncio.CancelledError as err:
             raise WorkflowCancelled(f"the run was cancelled during sleep {step_id!r}") from err
 
+    def _match_document(
+        self, event: type[Event[Any]], match: str | None, where: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        docs = [nest(path, value) for path, value in (where or {}).items()]
+        if match is not None:
+            trigger = self.trigger
+            if not isinstance(trigger, Event) or not path_exists(type(trigger), match):
+                raise InvalidDefinition(
+                    f"match={match!r} needs a run started by an event that has that field; "
+                    f"use where={{{match!r}: value}} instead"
+                )
+            if not path_exists(event, match):
+                raise InvalidDefinition(f"match path {match!r} does not exist on {event.type!r}")
+            docs.append(nest(match, value_at(trigger.model_dump(mode="json"), match)))
+        return merge(docs)
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        event: type[E],
+        *,
+        match: str | None = None,
+        where: dict[str, Any] | None = None,
+        timeout: Duration = "24h",
+    ) -> E | None:
+        self.claim(step_id)
+        name = event_type_name(event)
+        limit = parse_duration(timeout)
+        doc = self._match_document(event, match, where)
+        info = workflow.info()
+        ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
+
+        async def wait() -> E | None:
+            claimed = await workflow.execute_local_activity(
+                register_wait.name,
+                RegisterWait(**ids, event_type=name, match=doc, not_before=info.start_time),
+                result_type=MaybeEvent,
+                start_to_close_timeout=register_wait.default_timeout,
+                retry_policy=to_temporal(DEFAULT_RETRY),
+                activity_id=f"{step_id}/register",
+                summary=f"{step_id}: register wait",
+            )
+            found = claimed.event
+            if found is None:
+                try:
+                    await workflow.wait_condition(lambda: step_id in self._inbox, timeout=limit)
+                    found = self._inbox[step_id]
+                except builtins.TimeoutError:  # (temporalio.exceptions.TimeoutError is another)
+                    # An event may have resolved the wait just now: then it is ours.
+                    closed = await workflow.execute_local_activity(
+                        close_wait.name,
+                        CloseWait(**ids),
+                        result_type=MaybeEvent,
+                        start_to_close_timeout=close_wait.default_timeout,
+                        retry_policy=to_temporal(DEFAULT_RETRY),
+                        activity_id=f"{step_id}/close",
+                        summary=f"{step_id}: time out",
+                    )
+                    found = closed.event
+            return None if found is None else event.model_validate(found)
+
+        return await self._progress.track(
+            step_id,
+            RunStatus.WAITING,
+            f"waiting in {step_id!r} for {name} matching {doc or 'anything'}",
+            self._guard(step_id, DEFAULT_RETRY, wait),
+        )
+
+    async def send_event(self, step_id: str, event: Event[Any]) -> str:
+        info = workflow.info()
+        sent = event.model_copy(update={"id": f"{info.workflow_id}/{info.run_id}/{step_id}"})
+        result = await self.run(
+            step_id, send_event, SendEvent(type=event.type, event=sent.model_dump(mode="json"))
+        )
+        return result.id
+
     async def invoke(
         self,
         step_id: str,
@@ -248,10 +339,27 @@ class TemporalSteps(Steps):
         )
 
 
+class Inbox(dict[str, dict[str, Any]]):
+    """Events delivered by signal, by waiting step id; each event id is taken once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def deliver(self, step_id: str, event: dict[str, Any]) -> None:
+        event_id = str(event.get("id", ""))
+        if event_id in self.seen or step_id in self:
+            return  # a redelivery
+        self.seen.add(event_id)
+        self[step_id] = event
+
+
 class TemporalContext(WorkflowContext):
-    def __init__(self, search_attributes: bool) -> None:
+    step: TemporalSteps
+
+    def __init__(self, search_attributes: bool, inbox: Inbox) -> None:
         self.progress = _Progress(search_attributes)
-        self.step = TemporalSteps(self.progress)
+        self.step = TemporalSteps(self.progress, inbox)
 
     @property
     def workflow_id(self) -> str:

@@ -4,7 +4,7 @@ search attributes and the UI's current details."""
 from __future__ import annotations
 
 from pydantic import BaseModel
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from durable import RunStatus
 
@@ -29,3 +29,12 @@ class RunProgress(BaseModel):
     current_steps: list[str] = []
     waiting_on: str | None = None
     completed_steps: int = 0
+
+
+def start_options(search_attributes: bool) -> tuple[dict[str, bool], TypedSearchAttributes]:
+    """Memo and search attributes for starting a run: it begins "running", or, where the server
+    has no custom search attributes, with upserts turned off for the whole run."""
+    if search_attributes:
+        running = SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)
+        return {}, TypedSearchAttributes([running])
+    return {SEARCH_ATTRIBUTES_MEMO: False}, TypedSearchAttributes.empty

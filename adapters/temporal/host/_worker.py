@@ -21,6 +21,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from durable import DurableWorkflow, Registry
 
 from ._activities import temporal_activity
+from ._event_activities import EventActivities
+from ._ingress import EventIngress
 from ._progress import SEARCH_ATTRIBUTES
 from ._workflow_class import GENERATED_MODULE, class_name
 
@@ -61,12 +63,16 @@ def build_worker(
     graceful_shutdown_timeout: timedelta = timedelta(seconds=30),
     extra_passthrough: Sequence[str] = (),
     identity: str | None = None,
+    events: EventIngress | None = None,
 ) -> Worker:
     """A worker for every workflow and implemented activity in `registry` on `task_queue`.
 
     On shutdown, running activities get `graceful_shutdown_timeout` to finish before they are
-    cancelled.
+    cancelled. With `events`, it also runs the steps behind `wait_for_event` and `send_event`.
     """
+    if events is not None:
+        registry = registry.merged(Registry())
+        registry.bind(EventActivities(events))
     missing = registry.unimplemented()
     if missing:
         log.warning("activities declared but not implemented on this worker: %s", missing)

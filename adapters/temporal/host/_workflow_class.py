@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 
 from durable import DurableError, DurableWorkflow, InputValidationError, WorkflowCancelled
 
-from ._context import TemporalContext
+from ._context import Inbox, TemporalContext
+from ._ingress import EVENT_SIGNAL, EventDelivery
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES_MEMO, RunProgress
 
 GENERATED_MODULE = "adapters.temporal._generated"
@@ -53,9 +54,18 @@ def _as_failure(err: DurableError) -> ApplicationError:
 def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
     """The Temporal workflow class for `wf`; its workflow type is `wf.id`."""
 
+    def init(self: Any) -> None:
+        self._durable_inbox = Inbox()
+
+    init.__name__ = "__init__"
+
+    def on_event(self: Any, delivery: EventDelivery) -> None:
+        self._durable_inbox.deliver(delivery.step_id, delivery.event)
+
     async def run(self: Any, raw: RawValue) -> Any:
         ctx = TemporalContext(
-            search_attributes=workflow.memo_value(SEARCH_ATTRIBUTES_MEMO, True, type_hint=bool)
+            search_attributes=workflow.memo_value(SEARCH_ATTRIBUTES_MEMO, True, type_hint=bool),
+            inbox=self._durable_inbox,
         )
         self._durable_ctx = ctx
         try:
@@ -64,6 +74,7 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
                 arg = wf.input_type.model_validate(data)
             except ValidationError as err:
                 raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
+            ctx.step.trigger = arg
             result: BaseModel = await wf.run(ctx, arg)
         except WorkflowCancelled as err:
             raise asyncio.CancelledError(str(err)) from err
@@ -77,8 +88,9 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
 
     run.__annotations__ = {"raw": RawValue, "return": wf.output_type}
     describe.__annotations__ = {"return": RunProgress}
+    on_event.__annotations__ = {"delivery": EventDelivery, "return": None}
     # Temporal wants handlers that look defined on the class, in the class's module.
-    for fn in (run, describe):
+    for fn in (run, describe, on_event, init):
         fn.__module__ = GENERATED_MODULE
         fn.__qualname__ = f"{name}.{fn.__name__}"
     cls = type(
@@ -90,6 +102,8 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
             "__doc__": wf.description or None,
             "run": workflow.run(run),
             "describe": workflow.query(name=DESCRIBE_QUERY)(describe),
+            "on_event": workflow.signal(name=EVENT_SIGNAL)(on_event),
+            "__init__": init,
         },
     )
     return workflow.defn(name=wf.id)(cls)

@@ -1,0 +1,81 @@
+"""The steps behind `ctx.step.wait_for_event` and `ctx.step.send_event`, bound to the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+import durable
+
+from ._ingress import EventIngress
+
+
+class RegisterWait(BaseModel):
+    workflow_id: str
+    run_id: str
+    step_id: str
+    event_type: str
+    match: dict[str, Any]
+    not_before: datetime
+
+
+class CloseWait(BaseModel):
+    workflow_id: str
+    run_id: str
+    step_id: str
+
+
+class MaybeEvent(BaseModel):
+    event: dict[str, Any] | None = None
+
+
+class SendEvent(BaseModel):
+    type: str
+    event: dict[str, Any]
+
+
+class Sent(BaseModel):
+    id: str
+    duplicate: bool
+
+
+register_wait = durable.declare_activity(
+    "durable.register-wait", RegisterWait, MaybeEvent, fast=True, timeout="10s"
+)
+close_wait = durable.declare_activity(
+    "durable.close-wait", CloseWait, MaybeEvent, fast=True, timeout="10s"
+)
+send_event = durable.declare_activity("durable.send-event", SendEvent, Sent, timeout="1m")
+
+
+class EventActivities:
+    def __init__(self, ingress: EventIngress) -> None:
+        self._ingress = ingress
+
+    @durable.implements(register_wait)
+    async def register_wait(self, input: RegisterWait) -> MaybeEvent:
+        stored = await self._ingress.store.register_wait(
+            input.workflow_id,
+            input.run_id,
+            input.step_id,
+            input.event_type,
+            input.match,
+            input.not_before,
+        )
+        return MaybeEvent(event=stored.document() if stored else None)
+
+    @durable.implements(close_wait)
+    async def close_wait(self, input: CloseWait) -> MaybeEvent:
+        stored = await self._ingress.store.close_wait(
+            input.workflow_id, input.run_id, input.step_id
+        )
+        return MaybeEvent(event=stored.document() if stored else None)
+
+    @durable.implements(send_event)
+    async def send_event(self, input: SendEvent) -> Sent:
+        event_type = self._ingress.registry.event_type(input.type)
+        event = event_type.model_validate(input.event)
+        receipt = await self._ingress.send(event)
+        return Sent(id=receipt.id, duplicate=receipt.duplicate)

@@ -1,0 +1,136 @@
+"""Events: typed, named `{source}/{entity}.{action}`, with a pydantic `data` model."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._errors import DurableError, InvalidDefinition
+from ._trigger import validate_event_name
+
+D = TypeVar("D", bound=BaseModel)
+
+# Larger events are refused before anything is stored (Temporal's payload limit is 2 MB, and an
+# event travels in signals and inputs).
+MAX_EVENT_BYTES = 256 * 1024
+
+
+class EventError(DurableError, ValueError):
+    """An event was refused: malformed, too large, or of an unknown type. Nothing was stored."""
+
+
+class Event(BaseModel, Generic[D]):
+    """Base of every event type.
+
+    Subclass it with a type name and a data model::
+
+        class ApprovalResolved(Event[ApprovalData]):
+            type: ClassVar[str] = "rensei/approval.resolved"
+
+    Attributes:
+        id: Given by the sender for deduplication (the same id is stored and acted on once),
+            or generated.
+        data: The payload model.
+        received_at: Set by the store when the event is first received.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ClassVar[str] = ""
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=200)
+    data: D
+    received_at: datetime | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.type:
+            validate_event_name(cls.type)
+
+
+def event_type_name(event_type: type[Event[Any]]) -> str:
+    if not event_type.type:
+        raise InvalidDefinition(f"{event_type.__name__} has no `type` name")
+    return event_type.type
+
+
+def path_exists(event_type: type[BaseModel], path: str) -> bool:
+    """Whether a dotted path such as `data.run_id` names a field of the event model."""
+    model: Any = event_type
+    for part in path.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return False
+        model = fields[part].annotation
+    return True
+
+
+def value_at(document: dict[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def nest(path: str, value: Any) -> dict[str, Any]:
+    """`nest("data.run_id", "r1")` -> `{"data": {"run_id": "r1"}}`: a containment document."""
+    parts = path.split(".")
+    doc: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        doc = {part: doc}
+    return doc
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for doc in docs:
+        for key, value in doc.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge([out[key], value])
+            else:
+                out[key] = value
+    return out
+
+
+def parse_event(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event[Any]:
+    """Validate a payload as `event_type`, checking its size; raises EventError."""
+    try:
+        event = event_type.model_validate(payload)
+    except ValidationError as err:
+        raise EventError(f"event {event_type.type!r} is malformed: {err}") from None
+    check_size(event)
+    return event
+
+
+def check_size(event: Event[Any]) -> int:
+    size = len(event.model_dump_json().encode())
+    if size > MAX_EVENT_BYTES:
+        raise EventError(
+            f"event {event.type!r} is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes "
+            f"(256 KiB): store large content elsewhere and send a reference"
+        )
+    return size
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A declared wait, checked when the workflow is defined: `match` must name a field of both
+    the awaited event type and the workflow's trigger event type."""
+
+    event: type[Event[Any]]
+    match: str
+
+
+class EventReceipt(BaseModel):
+    """What `send_event` did with an event."""
+
+    id: str
+    type: str
+    duplicate: bool  # the id was stored before; nothing new was done
+    started: list[str] = []  # run ids started by this event's trigger
+    delivered: list[str] = []  # run ids whose waits it resolved
+    undeliverable: list[str] = []  # runs that had already finished

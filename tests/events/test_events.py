@@ -1,0 +1,204 @@
+"""Events and waits on a real dev server and a real PostgreSQL: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+import durable
+from adapters.temporal import TemporalDurableClient
+from durable import RunStatus
+
+from .conftest import Events
+from .workflows import ApprovalRequested, ApprovalResolved, Outcome, Requested, Resolved
+
+
+def rid() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+def resolved(
+    request_id: str, decision: str = "approve", event_id: str | None = None
+) -> ApprovalResolved:
+    event = ApprovalResolved(data=Resolved(request_id=request_id, decision=decision))
+    return event.model_copy(update={"id": event_id}) if event_id else event
+
+
+async def until_waiting(client: TemporalDurableClient, run_id: str) -> None:
+    for _ in range(100):
+        if (await client.get(run_id).describe()).status is RunStatus.WAITING:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{run_id} never reached its wait")
+
+
+async def until_closed(client: TemporalDurableClient, run_id: str) -> None:
+    for _ in range(100):
+        if not (await client.get(run_id).describe()).status.is_open:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{run_id} never finished")
+
+
+async def test_event_after_the_wait_resolves_it(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        started = await client.send_event(ApprovalRequested(data=Requested(request_id=request)))
+        assert len(started.started) == 1, "the trigger started one run"
+        run_id = started.started[0]
+        await until_waiting(client, run_id)
+        desc = await client.get(run_id).describe()
+        assert desc.current_steps == ["await-approval"]
+        assert desc.waiting_on is not None and "tests/approval.resolved" in desc.waiting_on
+        receipt = await client.send_event(resolved(request, "approve"))
+        assert receipt.delivered == [run_id]
+        out: Outcome = await client.get(run_id).result()
+    assert out.decisions == ["approve"]
+    assert out.event_ids == [receipt.id]
+
+
+async def test_event_before_the_wait_is_not_lost(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        started = await client.send_event(
+            ApprovalRequested(data=Requested(request_id=request, delay="2s"))
+        )
+        early = await client.send_event(resolved(request, "approve"))
+        assert early.delivered == [], "no wait was open yet; the event waits in the store"
+        out = await client.get(started.started[0]).result()
+    assert out.event_ids == [early.id], "the wait claimed the event that arrived first"
+
+
+async def test_duplicates_start_one_run_and_resolve_one_wait(events: Events, pool: object) -> None:
+    request = rid()
+    trigger = ApprovalRequested(data=Requested(request_id=request))
+    async with events.running() as client:
+        receipts = await asyncio.gather(*(client.send_event(trigger) for _ in range(5)))
+        assert sorted(r.duplicate for r in receipts) == [False, True, True, True, True]
+        runs = {run for r in receipts for run in r.started}
+        assert len(runs) == 1, "five sends of one event id started one run"
+        (run_id,) = runs
+        await until_waiting(client, run_id)
+        answer = resolved(request, "approve", event_id=f"answer-{request}")
+        answers = await asyncio.gather(*(client.send_event(answer) for _ in range(5)))
+        assert sum(len(a.delivered) for a in answers) == 1
+        out = await client.get(run_id).result()
+        late = await client.send_event(answer)
+    assert late.duplicate and late.delivered == [] and late.started == []
+    assert out.decisions == ["approve"]
+    store = events.ingress.store
+    deliveries = await store.deliveries_of(answer.id)
+    assert [(d.kind, state) for d, state in deliveries] == [("signal", "delivered")]
+
+
+async def test_sequential_waits_consume_different_events(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        handle = await client.start("tests/review.run", {"request_id": request})
+        await until_waiting(client, handle.id)
+        first = await client.send_event(resolved(request, "revise"))
+        again = await client.send_event(
+            first_copy := resolved(request, "revise", event_id=first.id)
+        )
+        assert again.duplicate, f"{first_copy.id} was already stored"
+        second = await client.send_event(resolved(request, "approve"))
+        out = await handle.result()
+    assert out.decisions == ["revise", "approve"]
+    assert out.event_ids == [first.id, second.id]
+
+
+async def test_event_for_a_finished_run_changes_nothing(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        started = await client.send_event(ApprovalRequested(data=Requested(request_id=request)))
+        await until_waiting(client, started.started[0])
+        await client.send_event(resolved(request))
+        await client.get(started.started[0]).result()
+        late = await client.send_event(resolved(request, "reject"))
+    assert late.delivered == [] and late.started == [] and not late.duplicate
+    assert await events.ingress.store.get(late.id) is not None, "it is still recorded"
+
+
+async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        handle = await client.start("tests/review.run", {"request_id": request, "rounds": 1})
+        await until_waiting(client, handle.id)
+        store = events.ingress.store
+        # Resolve the wait in the store but "crash" before the signal goes out ...
+        event = resolved(request)
+        _, pending = await store.ingest(event.id, event.type, event.data.model_dump(), [])
+        assert [(d.kind, d.workflow_id) for d in pending] == [("signal", handle.id)]
+        # ... the dispatcher delivers it.
+        assert await events.ingress.redeliver(older_than_seconds=0) >= 1
+        out = await handle.result()
+        assert out.event_ids == [event.id]
+        # A delivery queued for a run that has since finished is recorded as undeliverable.
+        state = await events.ingress.deliver(pending[0])
+    assert state == "undeliverable"
+
+
+async def test_send_event_from_a_workflow_is_sent_once(events: Events) -> None:
+    request = rid()
+    async with events.running() as client:
+        handle = await client.start("tests/announce.run", {"request_id": request})
+        sent = await handle.result()
+    assert sent.event_id.startswith(handle.id) and sent.event_id.endswith("/announce")
+    stored = await events.ingress.store.get(sent.event_id)
+    assert stored is not None and stored.data["request_id"] == request
+
+
+async def test_a_24h_approval_times_out_and_an_answer_a_minute_before_wins(
+    skipping_events: Events, time_skipping: WorkflowEnvironment
+) -> None:
+    # Runs started by an event do not go through the test environment's client, whose result()
+    # skips time on its own; so time is skipped by hand here.
+    async with skipping_events.running() as client:
+        quiet = await client.send_event(
+            ApprovalRequested(data=Requested(request_id=rid(), timeout="24h"))
+        )
+        await until_waiting(client, quiet.started[0])
+        await time_skipping.sleep(timedelta(hours=24, minutes=1))
+        out = await client.get(quiet.started[0]).result()
+        assert out.timed_out and out.decisions == []
+
+        request = rid()
+        started = await client.send_event(
+            ApprovalRequested(data=Requested(request_id=request, timeout="24h"))
+        )
+        await until_waiting(client, started.started[0])
+        await time_skipping.sleep(timedelta(hours=23, minutes=59))
+        await client.send_event(resolved(request, "approve"))
+        await until_closed(client, started.started[0])
+        out = await client.get(started.started[0]).result()
+    assert out.decisions == ["approve"]
+
+
+def test_a_match_path_missing_on_an_event_fails_at_definition() -> None:
+    from .workflows import approval
+
+    with pytest.raises(durable.InvalidDefinition) as err:
+        durable.workflow(
+            "tests/bad-match.run",
+            trigger=ApprovalRequested,
+            waits=[durable.Wait(event=ApprovalResolved, match="data.approval_id")],
+        )(approval.fn)
+    message = str(err.value)
+    assert "'tests/approval.resolved'" in message and "'tests/approval.requested'" in message
+    assert "data.approval_id" in message
+
+
+async def test_oversize_and_malformed_events_are_refused_and_nothing_is_stored(
+    events: Events,
+) -> None:
+    big = ApprovalResolved(data=Resolved(request_id="big", decision="x" * (300 * 1024)))
+    async with events.running() as client:
+        with pytest.raises(durable.EventError, match="the limit is 262144 bytes"):
+            await client.send_event(big)
+    assert await events.ingress.store.get(big.id) is None
+    with pytest.raises(durable.EventError, match="malformed"):
+        durable.parse_event(ApprovalResolved, {"data": {"request_id": "r"}, "colour": "red"})

@@ -1,0 +1,97 @@
+"""Approval-style workflows for the event tests, written against `durable` only."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+import durable
+
+
+class Requested(BaseModel):
+    request_id: str
+    delay: str = ""  # sleep this long before waiting, so the answer can arrive first
+    timeout: str = "1h"
+
+
+class Resolved(BaseModel):
+    request_id: str
+    decision: str
+    notes: str = ""
+
+
+class ApprovalRequested(durable.Event[Requested]):
+    type: ClassVar[str] = "tests/approval.requested"
+
+
+class ApprovalResolved(durable.Event[Resolved]):
+    type: ClassVar[str] = "tests/approval.resolved"
+
+
+class Outcome(BaseModel):
+    decisions: list[str] = []
+    event_ids: list[str] = []
+    timed_out: bool = False
+
+
+@durable.workflow(
+    "tests/approval.run",
+    trigger=ApprovalRequested,
+    waits=[durable.Wait(event=ApprovalResolved, match="data.request_id")],
+)
+async def approval(ctx: durable.WorkflowContext, input: ApprovalRequested) -> Outcome:
+    if input.data.delay:
+        await ctx.step.sleep("delay", input.data.delay)
+    answer = await ctx.step.wait_for_event(
+        "await-approval", ApprovalResolved, match="data.request_id", timeout=input.data.timeout
+    )
+    if answer is None:
+        return Outcome(timed_out=True)
+    return Outcome(decisions=[answer.data.decision], event_ids=[answer.id])
+
+
+class Review(BaseModel):
+    request_id: str
+    rounds: int = 3
+
+
+@durable.workflow("tests/review.run")
+async def review(ctx: durable.WorkflowContext, input: Review) -> Outcome:
+    """An approve/revise loop: each round consumes a different event."""
+    out = Outcome()
+    for _ in range(input.rounds):
+        answer = await ctx.step.wait_for_event(
+            ctx.step.indexed("review"),
+            ApprovalResolved,
+            where={"data.request_id": input.request_id},
+            timeout="1h",
+        )
+        if answer is None:
+            out.timed_out = True
+            break
+        out.decisions.append(answer.data.decision)
+        out.event_ids.append(answer.id)
+        if answer.data.decision == "approve":
+            break
+    return out
+
+
+class Announce(BaseModel):
+    request_id: str
+
+
+class Sent(BaseModel):
+    event_id: str
+
+
+@durable.workflow("tests/announce.run")
+async def announce(ctx: durable.WorkflowContext, input: Announce) -> Sent:
+    event_id = await ctx.step.send_event(
+        "announce",
+        ApprovalResolved(data=Resolved(request_id=input.request_id, decision="approve")),
+    )
+    return Sent(event_id=event_id)
+
+
+REGISTRY = durable.Registry([approval, review, announce])

@@ -1,0 +1,22 @@
+"""Events the shipped workflows share."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel
+
+import durable
+
+
+class Approval(BaseModel):
+    run_id: str  # the run that waits, e.g. where={"data.run_id": ctx.workflow_id}
+    decision: Literal["approve", "reject", "revise"]
+    notes: str = ""
+    by: str = ""
+
+
+class ApprovalResolved(durable.Event[Approval]):
+    """A human answered a run's request for approval (`durable approve RUN_ID`)."""
+
+    type: ClassVar[str] = "rensei/approval.resolved"
