@@ -201,6 +201,15 @@ def migrate() -> None:
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
 
 
+@app.command("sync-schedules")
+def sync_schedules() -> None:
+    """Create, update or delete the Temporal Schedules of cron-triggered workflows to match the
+    code (workers also do this when they start). Prints what changed."""
+    from workers.main import sync
+
+    print_json(run(sync(Settings())))
+
+
 @app.command("workflows")
 def list_workflows(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

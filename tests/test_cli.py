@@ -45,6 +45,10 @@ async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
         (["result", "--help"], "Wait for a run"),
         (["migrate", "--help"], "idempotent"),
         (["workflows", "--help"], "input fields"),
+        (["sync-schedules", "--help"], "Temporal Schedules"),
+        (["send-event", "--help"], "--data"),
+        (["approve", "--help"], "data.run_id"),
+        (["waits", "--help"], "waiting for"),
     ],
 )
 async def test_every_command_has_help(command: list[str], says: str) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from adapters.temporal import TemporalDurableClient, ensure_search_attributes
+from adapters.temporal import TemporalDurableClient, ensure_search_attributes, sync_schedules
 from store import create_pool, migrate
 from store._pool import redact
 from workflows import registry as shipped_registry
@@ -75,6 +75,8 @@ async def run_dev(
             client = await connect_temporal(settings)
             await ensure_search_attributes(client, create=settings.temporal_address is None)
             worker, ingress = make_worker(client, settings, pool)
+            synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
+            say(f"cron schedules: {synced.model_dump_json()}")
             durable = TemporalDurableClient(
                 client, shipped_registry(), settings.task_queue, events=ingress
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 import socket
 import sys
@@ -36,10 +37,18 @@ def _binary(name: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below the kernel's ephemeral range. The dev server picks its internal
+    services' ports from the ephemeral range; a port we chose there could be handed to it again
+    before we bind it (seen as "bind: address already in use" and a crashed dev server)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def port_in_use(port: int) -> bool:

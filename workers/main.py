@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from adapters.temporal import ensure_search_attributes
+import logging
+
+from adapters.temporal import ensure_search_attributes, sync_schedules
 from store import migrate
+from workflows import registry as shipped_registry
 
 from .runtime import connect_temporal, make_worker, open_pool, run_until_signalled
 from .settings import Settings
+
+log = logging.getLogger("durable.worker")
 
 
 async def run_worker(settings: Settings) -> None:
@@ -15,9 +20,16 @@ async def run_worker(settings: Settings) -> None:
         client = await connect_temporal(settings)
         await ensure_search_attributes(client, create=False)
         worker, ingress = make_worker(client, settings, pool)
+        synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
+        log.info("cron schedules synced", extra=synced.model_dump())
         await run_until_signalled(worker, dispatcher=ingress)
     finally:
         await pool.close()
+
+
+async def sync(settings: Settings) -> dict[str, list[str]]:
+    client = await connect_temporal(settings)
+    return (await sync_schedules(client, shipped_registry(), settings.task_queue)).model_dump()
 
 
 async def run_migrations(settings: Settings) -> list[str]:

@@ -5,6 +5,7 @@ from ._converter import data_converter
 from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
 from ._replay import load_history, replay
+from ._schedules import SyncReport, sync_schedules
 from ._worker import (
     SANDBOX_PASSTHROUGH,
     SearchAttributesMissing,
@@ -23,6 +24,7 @@ __all__ = [
     "EventIngress",
     "RunProgress",
     "SearchAttributesMissing",
+    "SyncReport",
     "TemporalDurableClient",
     "TemporalRunHandle",
     "build_worker",
@@ -31,5 +33,6 @@ __all__ = [
     "load_history",
     "replay",
     "sandbox_runner",
+    "sync_schedules",
     "workflow_class",
 ]
