@@ -28,7 +28,7 @@ from durable import (
     WorkflowFailed,
     parse_event,
 )
-from store import DatabaseUnreachable
+from store import DatabaseUnreachable, EventStore
 from workers.runtime import TemporalUnreachable
 from workers.settings import Settings
 
@@ -172,12 +172,20 @@ def dev(
     settings = Settings()
     logs.configure("text" if sys.stderr.isatty() else settings.log_format)
 
-    async def example(client: DurableClient) -> None:
-        handle: RunHandle[Any] = await client.start("rensei/example.run", {})
-        say(f"started the example run {handle.id}; waiting for its result ...")
-        say((await handle.result()).model_dump_json(indent=2))
+    async def serve(client: DurableClient, store: EventStore) -> None:
+        from api import create_app
+        from api.server import ApiServer
+        from workflows import registry
 
-    run(run_dev(settings, example if run_example else None))
+        api = ApiServer(create_app(client, registry(), store), settings.api_port)
+        await api.start()
+        say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")
+        if run_example:
+            handle: RunHandle[Any] = await client.start("rensei/example.run", {})
+            say(f"started the example run {handle.id}; waiting for its result ...")
+            say((await handle.result()).model_dump_json(indent=2))
+
+    run(run_dev(settings, serve))
 
 
 @app.command()

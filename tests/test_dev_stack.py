@@ -4,6 +4,7 @@ everything on Ctrl-C, and keeps runs across a restart."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -52,11 +53,12 @@ async def dev_stack(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Pro
 
 
 async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Path) -> None:
-    temporal_port, ui_port = free_port(), free_port()
+    temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {
         "DURABLE_DATA_DIR": str(tmp_path / "data"),
         "DURABLE_TEMPORAL_PORT": str(temporal_port),
         "DURABLE_UI_PORT": str(ui_port),
+        "DURABLE_API_PORT": str(api_port),
         "DURABLE_TASK_QUEUE": "dev-test",
     }
     async with dev_stack(env):
@@ -68,6 +70,15 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         assert code == 0, err
         run_id = out.splitlines()[0]
         assert '"parts": 3' in out
+        code, out, err = await durable("approve", run_id, env=env)
+        assert code == 0, err
+        event_id = json.loads(out)["id"]
+        found = await asyncio.to_thread(
+            urllib.request.urlopen, f"http://127.0.0.1:{api_port}/events/{event_id}", timeout=10
+        )
+        assert json.loads(found.read())["type"] == "rensei/approval.resolved", (
+            "the HTTP API of durable dev serves the event the CLI sent"
+        )
     assert not port_in_use(temporal_port), "Ctrl-C stopped the Temporal dev server"
     assert not port_in_use(ui_port)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from adapters.temporal import TemporalDurableClient, ensure_search_attributes, sync_schedules
-from store import create_pool, migrate
+from store import EventStore, create_pool, migrate
 from store._pool import redact
 from workflows import registry as shipped_registry
 
@@ -65,7 +65,7 @@ async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, st
 
 async def run_dev(
     settings: Settings,
-    after_start: Callable[[TemporalDurableClient], Awaitable[None]] | None = None,
+    after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None = None,
 ) -> None:
     async with embedded_stack(settings) as (address, database_url, ui):
         pool = await create_pool(database_url)
@@ -92,7 +92,7 @@ async def run_dev(
                 say("  Press Ctrl-C to stop everything started here.")
                 say("")
                 if after_start is not None:
-                    await after_start(durable)
+                    await after_start(durable, ingress.store)
 
             await run_until_signalled(worker, on_ready=ready, dispatcher=ingress)
         finally:

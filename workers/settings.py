@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".durable"), alias="DURABLE_DATA_DIR")
     temporal_port: int = Field(default=7233, alias="DURABLE_TEMPORAL_PORT")
     ui_port: int = Field(default=8233, alias="DURABLE_UI_PORT")
+    api_port: int = Field(default=8400, alias="DURABLE_API_PORT")
     max_concurrent_activities: int = Field(default=100, alias="DURABLE_MAX_CONCURRENT_ACTIVITIES")
     graceful_shutdown_seconds: float = Field(
         default=30.0, alias="DURABLE_GRACEFUL_SHUTDOWN_SECONDS"

@@ -1,0 +1,77 @@
+"""`POST /events` (the HTTP face of `send_event`) and `GET /events/{id}`.
+
+Every refusal is a 4xx with `{"error": "..."}` and stores nothing; 202 comes only after the
+event is committed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from durable import MAX_EVENT_BYTES, DurableClient, EventError, Registry, parse_event
+from store import EventStore
+
+# The envelope ({"type", "id"}) may add a little to the event's own limit.
+MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(client: DurableClient, registry: Registry, store: EventStore) -> Starlette:
+    async def post_event(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _error(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return _error(400, f"body is not valid JSON: {err}")
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            return _error(422, 'body must be an object like {"type": "...", "data": {...}}')
+        event_type = payload.pop("type")
+        try:
+            event = parse_event(registry.event_type(event_type), payload)
+            receipt = await client.send_event(event)
+        except EventError as err:
+            status = 413 if "the limit is" in str(err) else 422
+            return _error(status, str(err))
+        return JSONResponse(receipt.model_dump(mode="json"), status_code=202)
+
+    async def get_event(request: Request) -> JSONResponse:
+        event_id = request.path_params["event_id"]
+        stored = await store.get(event_id)
+        if stored is None:
+            return _error(404, f"no event with id {event_id!r}")
+        deliveries: list[dict[str, Any]] = [
+            {"kind": d.kind, "run_id": d.workflow_id, "step_id": d.step_id or None, "state": state}
+            for d, state in await store.deliveries_of(event_id)
+        ]
+        return JSONResponse(
+            {
+                "id": stored.id,
+                "type": stored.type,
+                "data": stored.data,
+                "received_at": stored.received_at.isoformat(),
+                "deliveries": deliveries,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/events", post_event, methods=["POST"]),
+            Route("/events/{event_id:path}", get_event, methods=["GET"]),
+        ]
+    )

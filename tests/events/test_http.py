@@ -1,0 +1,116 @@
+"""POST /events and GET /events/{id} on a real HTTP server: every refusal is a 4xx that says
+why and stores nothing; 202 only after the event is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from api import create_app
+from api.server import ApiServer
+from workers.embedded import free_port
+
+from .conftest import Events
+from .test_events import until_waiting
+from .workflows import REGISTRY
+
+
+def call(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "body is not valid JSON"),
+        (b"[1, 2]", 422, 'body must be an object like {"type"'),
+        (b'{"type": "tests/nope.thing", "data": {}}', 422, "unknown event type 'tests/nope.thing'"),
+        (b'{"type": "Bad Name", "data": {}}', 422, "unknown event type 'Bad Name'"),
+        (
+            b'{"type": "tests/approval.resolved", "data": {"request_id": "r", "decision": "ok"},'
+            b' "colour": "red"}',
+            422,
+            "Extra inputs are not permitted",
+        ),
+        (
+            b'{"type": "tests/approval.resolved", "data": {"request_id": "r"}}',
+            422,
+            "decision",
+        ),
+        (
+            b'{"type": "tests/approval.resolved", "data": {"request_id": "r", "decision": "'
+            + b"x" * (300 * 1024)
+            + b'"}}',
+            413,
+            "limit",
+        ),
+    ],
+)
+async def test_bad_requests_get_a_4xx_that_says_why_and_store_nothing(
+    events: Events, pool: asyncpg.Pool, body: bytes, status: int, message: str
+) -> None:
+    before = await pool.fetchval("SELECT count(*) FROM events")
+    async with events.running() as client:
+        server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
+        await server.start()
+        try:
+            got, answer = await asyncio.to_thread(call, "POST", f"{server.address}/events", body)
+        finally:
+            await server.stop()
+    assert got == status
+    assert message in answer["error"]
+    assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
+    events: Events,
+) -> None:
+    request = f"req-{uuid.uuid4()}"
+    async with events.running() as client:
+        server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
+        await server.start()
+        try:
+            trigger = {"type": "tests/approval.requested", "data": {"request_id": request}}
+            status, started = await asyncio.to_thread(
+                call, "POST", f"{server.address}/events", json.dumps(trigger).encode()
+            )
+            assert status == 202
+            run_id = started["started"][0]
+            await until_waiting(client, run_id)
+            answer = {
+                "type": "tests/approval.resolved",
+                "id": f"answer-{request}",
+                "data": {"request_id": request, "decision": "approve"},
+            }
+            status, receipt = await asyncio.to_thread(
+                call, "POST", f"{server.address}/events", json.dumps(answer).encode()
+            )
+            assert (status, receipt["delivered"]) == (202, [run_id])
+            out = await client.get(run_id).result()
+            status, found = await asyncio.to_thread(
+                call, "GET", f"{server.address}/events/answer-{request}"
+            )
+            missing, _ = await asyncio.to_thread(call, "GET", f"{server.address}/events/nope")
+        finally:
+            await server.stop()
+    assert out.decisions == ["approve"]
+    assert status == 200
+    assert found["type"] == "tests/approval.resolved"
+    assert found["deliveries"] == [
+        {"kind": "signal", "run_id": run_id, "step_id": "await-approval", "state": "delivered"}
+    ]
+    assert missing == 404
