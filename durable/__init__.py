@@ -34,7 +34,7 @@ from ._errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from ._events import MAX_EVENT_BYTES, Event, EventError, EventReceipt, Wait, parse_event
+from ._events import MAX_EVENT_BYTES, Event, EventError, EventReceipt, On, Wait, parse_event
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
@@ -64,6 +64,7 @@ __all__ = [
     "InvalidDuration",
     "InvalidTrigger",
     "NonRetryableError",
+    "On",
     "Registry",
     "RetryPolicy",
     "RunAlreadyStarted",

@@ -15,7 +15,7 @@ from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ._activity import Activity
-    from ._events import Event
+    from ._events import Event, On
     from ._workflow import DurableWorkflow
 
 E = TypeVar("E", bound="Event[Any]")
@@ -100,6 +100,14 @@ class Steps(ABC):
                 run's trigger event's value at the same path.
             where: Explicit values, e.g. `{"data.run_id": input.run_id}`.
         """
+
+    @abstractmethod
+    async def wait_for_any(
+        self, step_id: str, options: list[On], *, timeout: Duration = "24h"
+    ) -> Event[Any] | None:
+        """Wait for the first of several events (e.g. approved, rejected, cancelled); returns it,
+        or None after `timeout`. The other waits are withdrawn and give back any event they had
+        claimed, so a later wait can still take it."""
 
     @abstractmethod
     async def send_event(self, step_id: str, event: Event[Any]) -> str:

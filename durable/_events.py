@@ -125,6 +125,15 @@ class Wait:
     match: str
 
 
+@dataclass(frozen=True)
+class On:
+    """One choice of `ctx.step.wait_for_any`: an event type and how it must match."""
+
+    event: type[Event[Any]]
+    match: str | None = None
+    where: dict[str, Any] | None = None
+
+
 class EventReceipt(BaseModel):
     """What `send_event` did with an event."""
 

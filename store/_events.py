@@ -192,6 +192,54 @@ class EventStore:
             )
             return await self._event(conn, event_id)
 
+    async def settle_any(
+        self, workflow_id: str, run_id: str, step_ids: list[str], keep: str | None
+    ) -> tuple[str | None, StoredEvent | None]:
+        """Finish the waits of one wait_for_any. The wait `keep` (or, with None, the first one
+        an event resolved) keeps its event; the others are withdrawn and give back any event
+        they claimed, for later waits. Returns (the kept wait, its event)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT step_id, event_type, event_id, closed_at FROM waits"
+                " WHERE workflow_id = $1 AND run_id = $2 AND step_id = ANY($3::text[])"
+                " ORDER BY closed_at NULLS LAST, step_id",
+                workflow_id,
+                run_id,
+                step_ids,
+            )
+            for event_type in sorted({r["event_type"] for r in rows}):
+                await conn.execute(_LOCK, event_type)
+            rows = await conn.fetch(
+                "SELECT step_id, event_id FROM waits"
+                " WHERE workflow_id = $1 AND run_id = $2 AND step_id = ANY($3::text[])"
+                " ORDER BY closed_at NULLS LAST, step_id",
+                workflow_id,
+                run_id,
+                step_ids,
+            )
+            if keep is None:
+                keep = next((r["step_id"] for r in rows if r["event_id"] is not None), None)
+            kept = next((r["event_id"] for r in rows if r["step_id"] == keep), None)
+            await conn.execute(
+                "UPDATE waits SET state = 'withdrawn', event_id = NULL,"
+                " closed_at = coalesce(closed_at, clock_timestamp())"
+                " WHERE workflow_id = $1 AND run_id = $2 AND step_id = ANY($3::text[])"
+                "   AND step_id IS DISTINCT FROM $4",
+                workflow_id,
+                run_id,
+                step_ids,
+                keep,
+            )
+            if keep is not None and kept is None:
+                await conn.execute(
+                    "UPDATE waits SET state = 'timed-out', closed_at = clock_timestamp()"
+                    " WHERE workflow_id = $1 AND run_id = $2 AND step_id = $3 AND state = 'open'",
+                    workflow_id,
+                    run_id,
+                    keep,
+                )
+            return keep, await self._event(conn, kept)
+
     async def _event(self, conn: Any, event_id: str | None) -> StoredEvent | None:
         if event_id is None:
             return None

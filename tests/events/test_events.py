@@ -202,3 +202,25 @@ async def test_oversize_and_malformed_events_are_refused_and_nothing_is_stored(
     assert await events.ingress.store.get(big.id) is None
     with pytest.raises(durable.EventError, match="malformed"):
         durable.parse_event(ApprovalResolved, {"data": {"request_id": "r"}, "colour": "red"})
+
+
+async def test_wait_for_any_returns_the_first_and_withdraws_the_others(events: Events) -> None:
+    from .workflows import CancelledData, RequestCancelled
+
+    request = rid()
+    async with events.running() as client:
+        handle = await client.start("tests/first-of.run", {"request_id": request})
+        await until_waiting(client, handle.id)
+        cancel = await client.send_event(RequestCancelled(data=CancelledData(request_id=request)))
+        assert cancel.delivered == [handle.id]
+        for _ in range(100):  # until the run has moved on to its second wait
+            desc = await client.get(handle.id).describe()
+            if desc.current_steps == ["answer"]:
+                break
+            await asyncio.sleep(0.1)
+        answer = await client.send_event(resolved(request, "approve"))
+        out = await handle.result()
+    assert out.decisions == ["tests/request.cancelled", "tests/approval.resolved"]
+    assert out.event_ids == [cancel.id, answer.id], (
+        "the withdrawn wait for an answer did not take the answer meant for the later wait"
+    )

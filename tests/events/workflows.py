@@ -95,3 +95,42 @@ async def announce(ctx: durable.WorkflowContext, input: Announce) -> Sent:
 
 
 REGISTRY = durable.Registry([approval, review, announce])
+
+
+class CancelledData(BaseModel):
+    request_id: str
+
+
+class RequestCancelled(durable.Event[CancelledData]):
+    type: ClassVar[str] = "tests/request.cancelled"
+
+
+class FirstOf(BaseModel):
+    request_id: str
+
+
+@durable.workflow("tests/first-of.run")
+async def first_of(ctx: durable.WorkflowContext, input: FirstOf) -> Outcome:
+    """The first of an answer or a cancellation; then, to show the withdrawn wait took nothing,
+    a plain wait for the answer."""
+    where = {"data.request_id": input.request_id}
+    first = await ctx.step.wait_for_any(
+        "answer-or-cancel",
+        [durable.On(ApprovalResolved, where=where), durable.On(RequestCancelled, where=where)],
+        timeout="1h",
+    )
+    out = Outcome()
+    if first is None:
+        out.timed_out = True
+        return out
+    out.decisions.append(first.type)
+    out.event_ids.append(first.id)
+    later = await ctx.step.wait_for_event("answer", ApprovalResolved, where=where, timeout="1h")
+    if later is not None:
+        out.decisions.append(later.type)
+        out.event_ids.append(later.id)
+    return out
+
+
+REGISTRY.add_workflow(first_of)
+REGISTRY.add_event(RequestCancelled)

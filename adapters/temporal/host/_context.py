@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -36,16 +37,19 @@ from durable import (
     WorkflowContext,
     parse_duration,
 )
-from durable._events import Event, event_type_name, merge, nest, path_exists, value_at
+from durable._events import Event, On, event_type_name, merge, nest, path_exists, value_at
 
 from ._event_activities import (
     CloseWait,
     MaybeEvent,
     RegisterWait,
     SendEvent,
+    SettleAny,
+    Settled,
     close_wait,
     register_wait,
     send_event,
+    settle_any,
 )
 from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
 from ._retry import to_temporal
@@ -297,6 +301,76 @@ class TemporalSteps(Steps):
             self._guard(step_id, DEFAULT_RETRY, wait),
         )
 
+    async def wait_for_any(
+        self,
+        step_id: str,
+        options: list[On],
+        *,
+        timeout: Duration = "24h",
+    ) -> Event[Any] | None:
+        self.claim(step_id)
+        limit = parse_duration(timeout)
+        info = workflow.info()
+        subs = [f"{step_id}[{i}]" for i in range(len(options))]
+        docs = [self._match_document(o.event, o.match, o.where) for o in options]
+        names = [event_type_name(o.event) for o in options]
+
+        async def local(act: Any, arg: BaseModel, result: type[T], suffix: str) -> T:
+            out: T = await workflow.execute_local_activity(
+                act.name,
+                arg,
+                result_type=result,
+                start_to_close_timeout=act.default_timeout,
+                retry_policy=to_temporal(DEFAULT_RETRY),
+                activity_id=f"{step_id}/{suffix}",
+                summary=f"{step_id}: {suffix}",
+            )
+            return out
+
+        async def wait() -> Event[Any] | None:
+            keep: str | None = None
+            for sub_id, name, doc in zip(subs, names, docs, strict=True):
+                claimed = await local(
+                    register_wait,
+                    RegisterWait(
+                        workflow_id=info.workflow_id,
+                        run_id=info.run_id,
+                        step_id=sub_id,
+                        event_type=name,
+                        match=doc,
+                        not_before=info.start_time,
+                    ),
+                    MaybeEvent,
+                    f"register {sub_id}",
+                )
+                if claimed.event is not None:
+                    keep = sub_id
+                    break
+            if keep is None:
+                with contextlib.suppress(builtins.TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: any(s in self._inbox for s in subs), timeout=limit
+                    )
+                keep = next((s for s in self._inbox if s in subs), None)
+            settled = await local(
+                settle_any,
+                SettleAny(
+                    workflow_id=info.workflow_id, run_id=info.run_id, step_ids=subs, keep=keep
+                ),
+                Settled,
+                "withdraw the others",
+            )
+            if settled.step_id is None or settled.event is None:
+                return None
+            return options[subs.index(settled.step_id)].event.model_validate(settled.event)
+
+        return await self._progress.track(
+            step_id,
+            RunStatus.WAITING,
+            f"waiting in {step_id!r} for the first of {', '.join(names)}",
+            self._guard(step_id, DEFAULT_RETRY, wait),
+        )
+
     async def send_event(self, step_id: str, event: Event[Any]) -> str:
         info = workflow.info()
         sent = event.model_copy(update={"id": f"{info.workflow_id}/{info.run_id}/{step_id}"})
@@ -344,13 +418,10 @@ class Inbox(dict[str, dict[str, Any]]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen: set[str] = set()
 
     def deliver(self, step_id: str, event: dict[str, Any]) -> None:
-        event_id = str(event.get("id", ""))
-        if event_id in self.seen or step_id in self:
-            return  # a redelivery
-        self.seen.add(event_id)
+        if step_id in self:
+            return  # a redelivery: each wait takes one event
         self[step_id] = event
 
 

@@ -31,6 +31,18 @@ class MaybeEvent(BaseModel):
     event: dict[str, Any] | None = None
 
 
+class SettleAny(BaseModel):
+    workflow_id: str
+    run_id: str
+    step_ids: list[str]
+    keep: str | None = None
+
+
+class Settled(BaseModel):
+    step_id: str | None = None
+    event: dict[str, Any] | None = None
+
+
 class SendEvent(BaseModel):
     type: str
     event: dict[str, Any]
@@ -46,6 +58,9 @@ register_wait = durable.declare_activity(
 )
 close_wait = durable.declare_activity(
     "durable.close-wait", CloseWait, MaybeEvent, fast=True, timeout="10s"
+)
+settle_any = durable.declare_activity(
+    "durable.settle-any", SettleAny, Settled, fast=True, timeout="10s"
 )
 send_event = durable.declare_activity("durable.send-event", SendEvent, Sent, timeout="1m")
 
@@ -72,6 +87,13 @@ class EventActivities:
             input.workflow_id, input.run_id, input.step_id
         )
         return MaybeEvent(event=stored.document() if stored else None)
+
+    @durable.implements(settle_any)
+    async def settle_any(self, input: SettleAny) -> Settled:
+        step_id, stored = await self._ingress.store.settle_any(
+            input.workflow_id, input.run_id, input.step_ids, input.keep
+        )
+        return Settled(step_id=step_id, event=stored.document() if stored else None)
 
     @durable.implements(send_event)
     async def send_event(self, input: SendEvent) -> Sent:
