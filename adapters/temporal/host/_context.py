@@ -233,6 +233,21 @@ class TemporalSteps(Steps):
         except asyncio.CancelledError as err:
             raise WorkflowCancelled(f"the run was cancelled during sleep {step_id!r}") from err
 
+    async def _bookkeeping(
+        self, act: Activity[Any, Any], arg: BaseModel, result: type[T], step_id: str, what: str
+    ) -> T:
+        """A short store call of a wait, as a local activity named after its step."""
+        out: T = await workflow.execute_local_activity(
+            act.name,
+            arg,
+            result_type=result,
+            start_to_close_timeout=act.default_timeout,
+            retry_policy=to_temporal(DEFAULT_RETRY),
+            activity_id=f"{step_id}/{what}",
+            summary=f"{step_id}: {what}",
+        )
+        return out
+
     def _match_document(
         self, event: type[Event[Any]], match: str | None, where: dict[str, Any] | None
     ) -> dict[str, Any]:
@@ -266,14 +281,12 @@ class TemporalSteps(Steps):
         ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
 
         async def wait() -> E | None:
-            claimed = await workflow.execute_local_activity(
-                register_wait.name,
+            claimed = await self._bookkeeping(
+                register_wait,
                 RegisterWait(**ids, event_type=name, match=doc, not_before=info.start_time),
-                result_type=MaybeEvent,
-                start_to_close_timeout=register_wait.default_timeout,
-                retry_policy=to_temporal(DEFAULT_RETRY),
-                activity_id=f"{step_id}/register",
-                summary=f"{step_id}: register wait",
+                MaybeEvent,
+                step_id,
+                "register",
             )
             found = claimed.event
             if found is None:
@@ -282,14 +295,8 @@ class TemporalSteps(Steps):
                     found = self._inbox[step_id]
                 except builtins.TimeoutError:  # (temporalio.exceptions.TimeoutError is another)
                     # An event may have resolved the wait just now: then it is ours.
-                    closed = await workflow.execute_local_activity(
-                        close_wait.name,
-                        CloseWait(**ids),
-                        result_type=MaybeEvent,
-                        start_to_close_timeout=close_wait.default_timeout,
-                        retry_policy=to_temporal(DEFAULT_RETRY),
-                        activity_id=f"{step_id}/close",
-                        summary=f"{step_id}: time out",
+                    closed = await self._bookkeeping(
+                        close_wait, CloseWait(**ids), MaybeEvent, step_id, "time out"
                     )
                     found = closed.event
             return None if found is None else event.model_validate(found)
@@ -315,22 +322,10 @@ class TemporalSteps(Steps):
         docs = [self._match_document(o.event, o.match, o.where) for o in options]
         names = [event_type_name(o.event) for o in options]
 
-        async def local(act: Any, arg: BaseModel, result: type[T], suffix: str) -> T:
-            out: T = await workflow.execute_local_activity(
-                act.name,
-                arg,
-                result_type=result,
-                start_to_close_timeout=act.default_timeout,
-                retry_policy=to_temporal(DEFAULT_RETRY),
-                activity_id=f"{step_id}/{suffix}",
-                summary=f"{step_id}: {suffix}",
-            )
-            return out
-
         async def wait() -> Event[Any] | None:
             keep: str | None = None
             for sub_id, name, doc in zip(subs, names, docs, strict=True):
-                claimed = await local(
+                claimed = await self._bookkeeping(
                     register_wait,
                     RegisterWait(
                         workflow_id=info.workflow_id,
@@ -341,6 +336,7 @@ class TemporalSteps(Steps):
                         not_before=info.start_time,
                     ),
                     MaybeEvent,
+                    step_id,
                     f"register {sub_id}",
                 )
                 if claimed.event is not None:
@@ -352,12 +348,13 @@ class TemporalSteps(Steps):
                         lambda: any(s in self._inbox for s in subs), timeout=limit
                     )
                 keep = next((s for s in self._inbox if s in subs), None)
-            settled = await local(
+            settled = await self._bookkeeping(
                 settle_any,
                 SettleAny(
                     workflow_id=info.workflow_id, run_id=info.run_id, step_ids=subs, keep=keep
                 ),
                 Settled,
+                step_id,
                 "withdraw the others",
             )
             if settled.step_id is None or settled.event is None:
