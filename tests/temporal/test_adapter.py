@@ -124,27 +124,25 @@ async def test_status_and_step_are_search_attributes_for_the_ui(
     )
 
 
+async def execute_example(
+    server: EmbeddedTemporal, client: Client, pool: asyncpg.Pool, task_queue: str, *args: str
+) -> tuple[int, str]:
+    """`temporal workflow execute` of the example, with our worker polling the queue."""
+    await ensure_search_attributes(client, create=True)
+    async with build_worker(client, worker_registry(pool), task_queue):
+        return await temporal_cli(
+            "workflow", "execute", "--address", server.address,
+            "--type", "rensei/example.run", "--task-queue", task_queue, *args,
+        )  # fmt: skip
+
+
 async def test_plain_temporal_cli_starts_a_durable_workflow(
     dev_server: EmbeddedTemporal, dev_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    await ensure_search_attributes(dev_client, create=True)
-    async with build_worker(dev_client, worker_registry(pool), task_queue):
-        code, output = await temporal_cli(
-            "workflow",
-            "execute",
-            "--address",
-            dev_server.address,
-            "--type",
-            "rensei/example.run",
-            "--task-queue",
-            task_queue,
-            "--workflow-id",
-            f"cli-{task_queue}",
-            "--input",
-            json.dumps({"topic": "from the temporal cli", "cool_down": "1s"}),
-            "--output",
-            "json",
-        )
+    given = json.dumps({"topic": "from the temporal cli", "cool_down": "1s"})
+    code, output = await execute_example(
+        dev_server, dev_client, pool, task_queue, "--input", given, "--output", "json"
+    )
     assert code == 0, output
     result = json.loads(output)["result"]
     assert result["summary"].startswith("from the temporal cli -> from: 4 letters")
@@ -153,19 +151,9 @@ async def test_plain_temporal_cli_starts_a_durable_workflow(
 async def test_plain_cli_start_with_bad_input_fails_the_run_with_the_pydantic_message(
     dev_server: EmbeddedTemporal, dev_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    async with build_worker(dev_client, worker_registry(pool), task_queue):
-        code, output = await temporal_cli(
-            "workflow",
-            "execute",
-            "--address",
-            dev_server.address,
-            "--type",
-            "rensei/example.run",
-            "--task-queue",
-            task_queue,
-            "--input",
-            '{"work_seconds": "soon"}',
-        )
+    code, output = await execute_example(
+        dev_server, dev_client, pool, task_queue, "--input", '{"work_seconds": "soon"}'
+    )
     assert code != 0
     assert "input for workflow 'rensei/example.run' failed validation" in output
     assert "work_seconds" in output
