@@ -11,7 +11,6 @@ from temporalio.testing import WorkflowEnvironment
 
 import durable
 from adapters.temporal import TemporalDurableClient
-from durable import RunStatus
 
 from .conftest import Events
 from .workflows import ApprovalRequested, ApprovalResolved, Outcome, Requested, Resolved
@@ -28,9 +27,12 @@ def resolved(
     return event.model_copy(update={"id": event_id}) if event_id else event
 
 
-async def until_waiting(client: TemporalDurableClient, run_id: str) -> None:
+async def until_waiting(client: TemporalDurableClient, run_id: str, waits: int = 1) -> None:
+    """Until the run's waits are registered in the store: only then does an event resolve
+    them by signal (before, the wait claims it from the store when it registers)."""
+    assert client.events is not None
     for _ in range(100):
-        if (await client.get(run_id).describe()).status is RunStatus.WAITING:
+        if len(await client.events.store.open_waits(run_id)) >= waits:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{run_id} never reached its wait")
@@ -210,7 +212,7 @@ async def test_wait_for_any_returns_the_first_and_withdraws_the_others(events: E
     request = rid()
     async with events.running() as client:
         handle = await client.start("tests/first-of.run", {"request_id": request})
-        await until_waiting(client, handle.id)
+        await until_waiting(client, handle.id, waits=2)
         cancel = await client.send_event(RequestCancelled(data=CancelledData(request_id=request)))
         assert cancel.delivered == [handle.id]
         for _ in range(100):  # until the run has moved on to its second wait

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 import durable
 from adapters.temporal import sync_schedules
@@ -39,7 +40,9 @@ async def test_sync_creates_updates_and_deletes_schedules_to_match_the_code(
 
     removed = await sync_schedules(dev_client, durable.Registry(), task_queue)
     assert removed.deleted == [SCHEDULE], "removing the cron trigger from code removes it"
-    assert SCHEDULE not in {s.id async for s in await dev_client.list_schedules()}
+    with pytest.raises(RPCError) as gone:
+        await dev_client.get_schedule_handle(SCHEDULE).describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_a_cron_workflow_must_start_from_an_empty_input(

@@ -19,6 +19,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from durable import CronTrigger, DurableWorkflow, InvalidDefinition, Registry
 
@@ -95,6 +96,11 @@ async def sync_schedules(client: Client, registry: Registry, task_queue: str) ->
         await handle.update(replace)
         report.updated.append(schedule_id)
     for schedule_id in sorted(existing - wanted.keys()):
-        await client.get_schedule_handle(schedule_id).delete()
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue  # the listing lags behind a delete that already happened
         report.deleted.append(schedule_id)
     return report
