@@ -55,10 +55,17 @@ def create_app(client: DurableClient, registry: Registry, store: EventStore) -> 
         stored = await store.get(event_id)
         if stored is None:
             return _error(404, f"no event with id {event_id!r}")
-        deliveries: list[dict[str, Any]] = [
-            {"kind": d.kind, "run_id": d.workflow_id, "step_id": d.step_id or None, "state": state}
-            for d, state in await store.deliveries_of(event_id)
-        ]
+        deliveries: list[dict[str, Any]] = []
+        for d, state in await store.deliveries_of(event_id):
+            entry: dict[str, Any] = {
+                "kind": d.kind,
+                "run_id": d.workflow_id,
+                "step_id": d.step_id or None,
+                "state": state,
+            }
+            if d.delay_seconds > 0:  # a throttled start that has not begun yet
+                entry["starts_in_seconds"] = round(d.delay_seconds)
+            deliveries.append(entry)
         return JSONResponse(
             {
                 "id": stored.id,

@@ -35,6 +35,7 @@ from ._errors import (
     WorkflowFailed,
 )
 from ._events import MAX_EVENT_BYTES, Event, EventError, EventReceipt, On, Wait, parse_event
+from ._limits import Concurrency, Throttle
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
@@ -49,6 +50,7 @@ __all__ = [
     "NO_RETRY",
     "Activity",
     "ActivityContext",
+    "Concurrency",
     "CronTrigger",
     "DuplicateStepId",
     "DurableClient",
@@ -75,6 +77,7 @@ __all__ = [
     "StepFailed",
     "StepInfo",
     "Steps",
+    "Throttle",
     "Trigger",
     "UnknownActivity",
     "UnknownRun",

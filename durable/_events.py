@@ -143,3 +143,4 @@ class EventReceipt(BaseModel):
     started: list[str] = []  # run ids started by this event's trigger
     delivered: list[str] = []  # run ids whose waits it resolved
     undeliverable: list[str] = []  # runs that had already finished
+    throttled: list[str] = []  # starts a throttle with excess="skip" did not make

@@ -12,6 +12,14 @@ from pydantic import BaseModel
 from ._context import WorkflowContext
 from ._errors import InvalidDefinition
 from ._events import Event, Wait, event_type_name, path_exists
+from ._limits import (
+    Concurrency,
+    ConcurrencySpec,
+    Throttle,
+    ThrottleSpec,
+    check_concurrency,
+    check_throttle,
+)
 from ._models import io_models
 from ._trigger import EventTrigger, Trigger, parse_trigger
 
@@ -35,6 +43,10 @@ class DurableWorkflow(Generic[In, Out]):
         fn: The body, `async def run(ctx, input) -> output`.
         trigger: A cron expression, an event type, or None for manual starts only.
         description: One line shown in listings and the UI.
+        trigger_event: The event type that starts it, if any (the run's input is that event).
+        waits: Declared `Wait`s, checked against the trigger event.
+        throttle: Starts allowed per key per period, for event-triggered starts.
+        concurrency: Runs allowed per key at once, for event-triggered starts.
     """
 
     id: str
@@ -45,6 +57,8 @@ class DurableWorkflow(Generic[In, Out]):
     description: str = ""
     trigger_event: type[Event[Any]] | None = None
     waits: tuple[Wait, ...] = ()
+    throttle: Throttle | None = None
+    concurrency: Concurrency | None = None
 
     @property
     def event_types(self) -> list[type[Event[Any]]]:
@@ -98,6 +112,8 @@ def workflow(
     trigger: str | Trigger | type[Event[Any]] | None = None,
     waits: tuple[Wait, ...] | list[Wait] = (),
     description: str = "",
+    throttle: ThrottleSpec | None = None,
+    concurrency: ConcurrencySpec | None = None,
 ) -> Callable[[RunFn[In, Out]], DurableWorkflow[In, Out]]:
     """Define a durable workflow from `async def run(ctx, input: In) -> Out`.
 
@@ -111,12 +127,19 @@ def workflow(
         waits: The `Wait(event, match=...)` the body uses with `match`; each match path is
             checked here against the awaited and the trigger event types.
         description: One line for listings.
+        throttle: `Throttle(key, limit, period, excess="delay"|"skip")` or a tuple
+            `(key, limit, period)`: at most `limit` event-triggered starts per key per period;
+            the key is a path on the trigger event such as `data.conversation_id`.
+        concurrency: `Concurrency(key, limit)` or `(key, limit)`: at most `limit` runs per key
+            at once; later runs wait for a slot.
     """
     trigger_event = trigger if isinstance(trigger, type) and issubclass(trigger, Event) else None
     if trigger_event is not None:
         trigger = EventTrigger(event_type_name(trigger_event))
     declared = tuple(waits)
     _check_waits(id, trigger_event, declared)
+    throttled = check_throttle(id, throttle, trigger_event)
+    limited = check_concurrency(id, concurrency, trigger_event)
 
     def wrap(fn: RunFn[In, Out]) -> DurableWorkflow[In, Out]:
         if "<locals>" in fn.__qualname__:
@@ -132,6 +155,8 @@ def workflow(
             description=doc if isinstance(doc, str) else "".join(doc),
             trigger_event=trigger_event,
             waits=declared,
+            throttle=throttled,
+            concurrency=limited,
         )
 
     return wrap

@@ -1,6 +1,6 @@
 """Postgres: the connection pool and versioned migrations."""
 
-from ._events import Delivery, EventStore, StoredEvent
+from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pool import DatabaseUnreachable, create_pool
 
@@ -9,6 +9,9 @@ __all__ = [
     "DatabaseUnreachable",
     "Delivery",
     "EventStore",
+    "Ingested",
+    "StartRequest",
+    "ThrottleKey",
     "StoredEvent",
     "Migration",
     "applied_versions",

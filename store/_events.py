@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+
+from durable._limits import SLOT_GRANTED
 
 # A pending delivery this old is taken to be abandoned by a crashed sender and is re-sent.
 REDELIVER_AFTER_SECONDS = 5.0
 # How far the Temporal cluster's clock and the database's may disagree.
 CLOCK_SKEW_SECONDS = 5.0
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('durable-events:' || $1))"
+_SLOT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('durable-slots:' || $1 || ':' || $2))"
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,113 @@ class Delivery:
     workflow_id: str
     step_id: str
     workflow_type: str
+    delay_seconds: float = 0.0  # a throttled start waits this long before its first step
+
+
+@dataclass(frozen=True)
+class ThrottleKey:
+    """A throttle applied to one start: `limit` starts of the type per `key` per period."""
+
+    key: str
+    limit: int
+    period_seconds: float
+    skip: bool  # over the limit: True records the start as throttled, False delays it
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    workflow_type: str
+    workflow_id: str
+    throttle: ThrottleKey | None = None
+    concurrency: tuple[str, int] | None = None  # (key, limit): slots go in event order
+
+
+@dataclass(frozen=True)
+class Ingested:
+    new: bool  # False: the id was stored before, nothing new was queued
+    pending: list[Delivery]  # what the caller should deliver now
+    throttled: list[str]  # starts a throttle skipped
+
+
+# The columns of a Delivery, with the delay a throttled start still has to wait.
+_DELIVERY = (
+    "event_id, kind, workflow_id, step_id, workflow_type,"
+    " coalesce(greatest(extract(epoch FROM start_at - clock_timestamp()), 0), 0)::float8"
+    " AS delay_seconds"
+)
 
 
 def _event(row: asyncpg.Record) -> StoredEvent:
     return StoredEvent(row["id"], row["type"], json.loads(row["data"]), row["received_at"])
+
+
+async def _throttle(
+    conn: Any, workflow_type: str, throttle: ThrottleKey, event_id: str, now: datetime
+) -> datetime | None:
+    """When a start may begin under a sliding-window throttle, or None if it is skipped.
+
+    With the window's starts s1 >= s2 >= ... (granted times, some in the future for delayed
+    starts), the next start can go at max(now, s_limit + period): then no window of `period`
+    holds more than `limit` starts."""
+    period = timedelta(seconds=throttle.period_seconds)
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('durable-throttle:' || $1 || ':' || $2))",
+        workflow_type,
+        throttle.key,
+    )
+    await conn.execute(
+        "DELETE FROM throttle_slots WHERE workflow_type = $1 AND key = $2 AND slot_at <= $3",
+        workflow_type,
+        throttle.key,
+        now - period,
+    )
+    recent = await conn.fetch(
+        "SELECT slot_at FROM throttle_slots WHERE workflow_type = $1 AND key = $2"
+        " ORDER BY slot_at DESC LIMIT $3",
+        workflow_type,
+        throttle.key,
+        throttle.limit,
+    )
+    at = now if len(recent) < throttle.limit else max(now, recent[-1]["slot_at"] + period)
+    if at > now and throttle.skip:
+        return None
+    await conn.execute(
+        "INSERT INTO throttle_slots (workflow_type, key, slot_at, event_id)"
+        " VALUES ($1, $2, $3, $4)",
+        workflow_type,
+        throttle.key,
+        at,
+        event_id,
+    )
+    return at
+
+
+async def _take_slot(conn: Any, workflow_type: str, key: str, limit: int, workflow_id: str) -> bool:
+    await conn.execute(_SLOT_LOCK, workflow_type, key)
+    state = await conn.fetchval(
+        "SELECT state FROM concurrency_slots"
+        " WHERE workflow_type = $1 AND key = $2 AND workflow_id = $3",
+        workflow_type,
+        key,
+        workflow_id,
+    )
+    if state is None:
+        holding = await conn.fetchval(
+            "SELECT count(*) FROM concurrency_slots"
+            " WHERE workflow_type = $1 AND key = $2 AND state = 'holding'",
+            workflow_type,
+            key,
+        )
+        state = "holding" if holding < limit else "queued"
+        await conn.execute(
+            "INSERT INTO concurrency_slots (workflow_type, key, workflow_id, state)"
+            " VALUES ($1, $2, $3, $4)",
+            workflow_type,
+            key,
+            workflow_id,
+            state,
+        )
+    return bool(state == "holding")
 
 
 class EventStore:
@@ -50,64 +156,91 @@ class EventStore:
         self.pool = pool
 
     async def ingest(
-        self, event_id: str, event_type: str, data: dict[str, Any], starts: list[tuple[str, str]]
-    ) -> tuple[bool, list[Delivery]]:
-        """Store an event once; queue a start per `(workflow_type, workflow_id)` and a signal per
-        open wait it satisfies (one per workflow). Returns (new, every pending delivery of it),
-        so a redelivered duplicate still finishes what a crash left undone."""
-        doc = json.dumps({"data": data})
+        self, event_id: str, event_type: str, data: dict[str, Any], starts: list[StartRequest]
+    ) -> Ingested:
+        """Store an event once; queue each start it triggers (subject to its throttle) and a
+        signal per open wait it satisfies (one per workflow). Returns every pending delivery of
+        it, so a redelivered duplicate still finishes what a crash left undone."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK, event_type)
-            received = await conn.fetchval(
-                "INSERT INTO events (id, type, data) VALUES ($1, $2, $3::jsonb) "
-                "ON CONFLICT (id) DO NOTHING RETURNING received_at",
+            return await self._ingest(conn, event_id, event_type, data, starts)
+
+    async def _ingest(
+        self,
+        conn: Any,
+        event_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        starts: list[StartRequest],
+    ) -> Ingested:
+        doc = json.dumps({"data": data})
+        await conn.execute(_LOCK, event_type)
+        received = await conn.fetchval(
+            "INSERT INTO events (id, type, data) VALUES ($1, $2, $3::jsonb) "
+            "ON CONFLICT (id) DO NOTHING RETURNING received_at",
+            event_id,
+            event_type,
+            json.dumps(data),
+        )
+        throttled: list[str] = []
+        if received is not None:
+            for start in starts:
+                at: datetime | None = received
+                if start.throttle is not None:
+                    at = await _throttle(
+                        conn, start.workflow_type, start.throttle, event_id, received
+                    )
+                if at is None:
+                    throttled.append(start.workflow_id)
+                elif start.concurrency is not None and at == received:
+                    # Take the run's place now, so slots go in the order events arrived.
+                    key, limit = start.concurrency
+                    await _take_slot(conn, start.workflow_type, key, limit, start.workflow_id)
+                await conn.execute(
+                    "INSERT INTO deliveries (event_id, kind, workflow_id, workflow_type, state,"
+                    " start_at) VALUES ($1, 'start', $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    event_id,
+                    start.workflow_id,
+                    start.workflow_type,
+                    "pending" if at is not None else "throttled",
+                    at,
+                )
+            resolved = await conn.fetch(
+                """
+                WITH candidates AS (
+                    SELECT DISTINCT ON (workflow_id) workflow_id, run_id, step_id
+                    FROM waits
+                    WHERE state = 'open' AND event_type = $2 AND $3::jsonb @> match
+                      AND not_before <= $4
+                    ORDER BY workflow_id, created_at
+                )
+                UPDATE waits w SET state = 'resolved', event_id = $1,
+                                   closed_at = clock_timestamp()
+                FROM candidates c
+                WHERE w.workflow_id = c.workflow_id AND w.run_id = c.run_id
+                  AND w.step_id = c.step_id
+                RETURNING w.workflow_id, w.step_id
+                """,
                 event_id,
                 event_type,
-                json.dumps(data),
+                doc,
+                received,
             )
-            if received is not None:
-                await conn.executemany(
-                    "INSERT INTO deliveries (event_id, kind, workflow_id, workflow_type) "
-                    "VALUES ($1, 'start', $2, $3) ON CONFLICT DO NOTHING",
-                    [(event_id, workflow_id, wf_type) for wf_type, workflow_id in starts],
-                )
-                resolved = await conn.fetch(
-                    """
-                    WITH candidates AS (
-                        SELECT DISTINCT ON (workflow_id) workflow_id, run_id, step_id
-                        FROM waits
-                        WHERE state = 'open' AND event_type = $2 AND $3::jsonb @> match
-                          AND not_before <= $4
-                        ORDER BY workflow_id, created_at
-                    )
-                    UPDATE waits w SET state = 'resolved', event_id = $1,
-                                       closed_at = clock_timestamp()
-                    FROM candidates c
-                    WHERE w.workflow_id = c.workflow_id AND w.run_id = c.run_id
-                      AND w.step_id = c.step_id
-                    RETURNING w.workflow_id, w.step_id
-                    """,
-                    event_id,
-                    event_type,
-                    doc,
-                    received,
-                )
-                await conn.executemany(
-                    "INSERT INTO deliveries (event_id, kind, workflow_id, step_id) "
-                    "VALUES ($1, 'signal', $2, $3) ON CONFLICT DO NOTHING",
-                    [(event_id, r["workflow_id"], r["step_id"]) for r in resolved],
-                )
-            # A duplicate finishes only what was left pending for a while (a crash), not what
-            # the first send is delivering right now.
-            pending = await conn.fetch(
-                "SELECT event_id, kind, workflow_id, step_id, workflow_type FROM deliveries"
-                " WHERE event_id = $1 AND state = 'pending'"
-                "   AND ($2 OR updated_at < clock_timestamp() - make_interval(secs => $3))",
-                event_id,
-                received is not None,
-                REDELIVER_AFTER_SECONDS,
+            await conn.executemany(
+                "INSERT INTO deliveries (event_id, kind, workflow_id, step_id) "
+                "VALUES ($1, 'signal', $2, $3) ON CONFLICT DO NOTHING",
+                [(event_id, r["workflow_id"], r["step_id"]) for r in resolved],
             )
-        return received is not None, [Delivery(**dict(r)) for r in pending]
+        # A duplicate finishes only what was left pending for a while (a crash), not what
+        # the first send is delivering right now.
+        pending = await conn.fetch(
+            f"SELECT {_DELIVERY} FROM deliveries"
+            " WHERE event_id = $1 AND state = 'pending'"
+            "   AND ($2 OR updated_at < clock_timestamp() - make_interval(secs => $3))",
+            event_id,
+            received is not None,
+            REDELIVER_AFTER_SECONDS,
+        )
+        return Ingested(received is not None, [Delivery(**dict(r)) for r in pending], throttled)
 
     async def register_wait(
         self,
@@ -270,7 +403,7 @@ class EventStore:
     ) -> list[Delivery]:
         """Pending deliveries nobody finished: what a crash between commit and delivery left."""
         rows = await self.pool.fetch(
-            "SELECT event_id, kind, workflow_id, step_id, workflow_type FROM deliveries"
+            f"SELECT {_DELIVERY} FROM deliveries"
             " WHERE state = 'pending'"
             "   AND updated_at < clock_timestamp() - make_interval(secs => $1)"
             " ORDER BY updated_at LIMIT $2",
@@ -281,19 +414,99 @@ class EventStore:
 
     async def deliveries_of(self, event_id: str) -> list[tuple[Delivery, str]]:
         rows = await self.pool.fetch(
-            "SELECT event_id, kind, workflow_id, step_id, workflow_type, state FROM deliveries"
-            " WHERE event_id = $1 ORDER BY created_at",
+            f"SELECT {_DELIVERY}, state FROM deliveries WHERE event_id = $1 ORDER BY created_at",
             event_id,
         )
         return [
-            (
-                Delivery(
-                    r["event_id"], r["kind"], r["workflow_id"], r["step_id"], r["workflow_type"]
-                ),
-                r["state"],
-            )
+            (Delivery(**{k: v for k, v in dict(r).items() if k != "state"}), r["state"])
             for r in rows
         ]
+
+    async def acquire_slot(
+        self, workflow_type: str, key: str, limit: int, workflow_id: str
+    ) -> bool:
+        """Take one of `limit` concurrency slots for `key`, or join its queue. Returns whether
+        the run holds a slot; when it is queued, `release_slot` of an earlier run sends it a
+        `durable/slot.granted` event. Idempotent: a retry returns the run's current state, and
+        a run started by an event finds the place its event took on arrival."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await _take_slot(conn, workflow_type, key, limit, workflow_id)
+
+    async def release_slot(
+        self, workflow_type: str, key: str, limit: int, workflow_id: str
+    ) -> list[Delivery]:
+        """Leave the slot (or the queue) of `key`, and hand free slots to the oldest queued
+        runs: each gets a `durable/slot.granted` event, stored in this transaction, so a grant
+        is never lost. Returns the deliveries to make now."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_SLOT_LOCK, workflow_type, key)
+            await conn.execute(
+                "DELETE FROM concurrency_slots"
+                " WHERE workflow_type = $1 AND key = $2 AND workflow_id = $3",
+                workflow_type,
+                key,
+                workflow_id,
+            )
+            promoted = await conn.fetch(
+                """
+                UPDATE concurrency_slots SET state = 'holding', checked_at = clock_timestamp()
+                WHERE workflow_type = $1 AND key = $2 AND workflow_id IN (
+                    SELECT workflow_id FROM concurrency_slots
+                    WHERE workflow_type = $1 AND key = $2 AND state = 'queued'
+                    ORDER BY created_at, workflow_id
+                    LIMIT greatest($3 - (SELECT count(*) FROM concurrency_slots
+                                         WHERE workflow_type = $1 AND key = $2
+                                           AND state = 'holding'), 0))
+                RETURNING workflow_id
+                """,
+                workflow_type,
+                key,
+                limit,
+            )
+            pending: list[Delivery] = []
+            for row in promoted:
+                granted = await self._ingest(
+                    conn,
+                    f"durable-slot:{row['workflow_id']}",
+                    SLOT_GRANTED,
+                    {"workflow_id": row["workflow_id"], "key": key},
+                    [],
+                )
+                pending += granted.pending
+            return pending
+
+    async def slots_to_check(
+        self, older_than_seconds: float, limit: int = 100
+    ) -> list[tuple[str, str, str]]:
+        """Slot holders and queued runs not checked for a while, as (type, key, workflow id),
+        marked checked: the dispatcher releases those whose run has ended without releasing
+        (terminated, timed out)."""
+        rows = await self.pool.fetch(
+            """
+            UPDATE concurrency_slots SET checked_at = clock_timestamp()
+            WHERE (workflow_type, key, workflow_id) IN (
+                SELECT workflow_type, key, workflow_id FROM concurrency_slots
+                WHERE checked_at < clock_timestamp() - make_interval(secs => $1)
+                ORDER BY checked_at LIMIT $2)
+            RETURNING workflow_type, key, workflow_id
+            """,
+            older_than_seconds,
+            limit,
+        )
+        return [(r["workflow_type"], r["key"], r["workflow_id"]) for r in rows]
+
+    async def slots(self, workflow_type: str, key: str) -> dict[str, list[str]]:
+        """Who holds and who queues for the slots of `key`, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT workflow_id, state FROM concurrency_slots"
+            " WHERE workflow_type = $1 AND key = $2 ORDER BY created_at, workflow_id",
+            workflow_type,
+            key,
+        )
+        out: dict[str, list[str]] = {"holding": [], "queued": []}
+        for r in rows:
+            out[r["state"]].append(r["workflow_id"])
+        return out
 
     async def open_waits(self, workflow_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -133,7 +133,7 @@ async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Even
         store = events.ingress.store
         # Resolve the wait in the store but "crash" before the signal goes out ...
         event = resolved(request)
-        _, pending = await store.ingest(event.id, event.type, event.data.model_dump(), [])
+        pending = (await store.ingest(event.id, event.type, event.data.model_dump(), [])).pending
         assert [(d.kind, d.workflow_id) for d in pending] == [("signal", handle.id)]
         # ... the dispatcher delivers it.
         assert await events.ingress.redeliver(older_than_seconds=0) >= 1

@@ -114,3 +114,35 @@ async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
         {"kind": "signal", "run_id": run_id, "step_id": "await-approval", "state": "delivered"}
     ]
     assert missing == 404
+
+
+async def test_get_event_shows_throttled_and_delayed_starts(events: Events) -> None:
+    conversation = f"conv-{uuid.uuid4()}"
+    async with events.running() as client:
+        server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
+        await server.start()
+        try:
+            ids = [f"msg-{uuid.uuid4()}" for _ in range(3)]
+            for event_id in ids:
+                body = {
+                    "type": "tests/message.received",
+                    "id": event_id,
+                    "data": {"conversation_id": conversation},
+                }
+                status, _ = await asyncio.to_thread(
+                    call, "POST", f"{server.address}/events", json.dumps(body).encode()
+                )
+                assert status == 202
+            status, found = await asyncio.to_thread(
+                call, "GET", f"{server.address}/events/{ids[2]}"
+            )
+        finally:
+            await server.stop()
+            await client.get(f"tests/throttled.run:{ids[2]}").temporal.terminate("test over")
+    assert status == 200
+    by_run = {d["run_id"]: d for d in found["deliveries"]}
+    skipped = by_run[f"tests/dedupe.run:{ids[2]}"]
+    assert skipped["state"] == "throttled" and "starts_in_seconds" not in skipped
+    delayed = by_run[f"tests/throttled.run:{ids[2]}"]
+    assert delayed["state"] == "delivered"
+    assert 3500 < delayed["starts_in_seconds"] <= 3600, "the third start in an hour waits"

@@ -134,3 +134,61 @@ async def first_of(ctx: durable.WorkflowContext, input: FirstOf) -> Outcome:
 
 REGISTRY.add_workflow(first_of)
 REGISTRY.add_event(RequestCancelled)
+
+
+# Flow control: throttle (delay), dedupe (throttle with excess="skip"), concurrency per key.
+
+
+class Message(BaseModel):
+    conversation_id: str
+
+
+class MessageReceived(durable.Event[Message]):
+    type: ClassVar[str] = "tests/message.received"
+
+
+@durable.workflow(
+    "tests/dedupe.run",
+    trigger=MessageReceived,
+    throttle=durable.Throttle("data.conversation_id", 1, "1h", excess="skip"),
+)
+async def deduped(ctx: durable.WorkflowContext, input: MessageReceived) -> Sent:
+    """One run per conversation per hour; the rest are recorded as throttled."""
+    return Sent(event_id=input.id)
+
+
+@durable.workflow(
+    "tests/throttled.run", trigger=MessageReceived, throttle=("data.conversation_id", 2, "1h")
+)
+async def throttled(ctx: durable.WorkflowContext, input: MessageReceived) -> Sent:
+    """Two runs per conversation per hour; the rest start later."""
+    return Sent(event_id=input.id)
+
+
+class Job(BaseModel):
+    project_id: str
+    job_id: str
+
+
+class JobQueued(durable.Event[Job]):
+    type: ClassVar[str] = "tests/job.queued"
+
+
+class JobFinished(durable.Event[Job]):
+    type: ClassVar[str] = "tests/job.finished"
+
+
+@durable.workflow(
+    "tests/limited.run",
+    trigger=JobQueued,
+    concurrency=durable.Concurrency("data.project_id", 2),
+    waits=[durable.Wait(JobFinished, match="data.job_id")],
+)
+async def limited(ctx: durable.WorkflowContext, input: JobQueued) -> Sent:
+    """At most two jobs per project at once; each runs until told it finished."""
+    done = await ctx.step.wait_for_event("work", JobFinished, match="data.job_id", timeout="1h")
+    return Sent(event_id=done.id if done else "")
+
+
+for _flow in (deduped, throttled, limited):
+    REGISTRY.add_workflow(_flow)

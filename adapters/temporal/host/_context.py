@@ -38,21 +38,29 @@ from durable import (
     parse_duration,
 )
 from durable._events import Event, On, event_type_name, merge, nest, path_exists, value_at
+from durable._limits import SLOT_GRANTED
 
 from ._event_activities import (
     CloseWait,
+    Held,
     MaybeEvent,
     RegisterWait,
     SendEvent,
     SettleAny,
     Settled,
+    Slot,
+    acquire_slot,
     close_wait,
     register_wait,
+    release_slot,
     send_event,
     settle_any,
 )
 from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
 from ._retry import to_temporal
+
+# The step a run with a concurrency limit takes its slot in.
+SLOT_STEP = "durable.concurrency-slot"
 
 E = TypeVar("E", bound=Event[Any])
 In = TypeVar("In", bound=BaseModel)
@@ -277,28 +285,9 @@ class TemporalSteps(Steps):
         name = event_type_name(event)
         limit = parse_duration(timeout)
         doc = self._match_document(event, match, where)
-        info = workflow.info()
-        ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
 
         async def wait() -> E | None:
-            claimed = await self._bookkeeping(
-                register_wait,
-                RegisterWait(**ids, event_type=name, match=doc, not_before=info.start_time),
-                MaybeEvent,
-                step_id,
-                "register",
-            )
-            found = claimed.event
-            if found is None:
-                try:
-                    await workflow.wait_condition(lambda: step_id in self._inbox, timeout=limit)
-                    found = self._inbox[step_id]
-                except builtins.TimeoutError:  # (temporalio.exceptions.TimeoutError is another)
-                    # An event may have resolved the wait just now: then it is ours.
-                    closed = await self._bookkeeping(
-                        close_wait, CloseWait(**ids), MaybeEvent, step_id, "time out"
-                    )
-                    found = closed.event
+            found = await self._wait_for(step_id, name, doc, limit)
             return None if found is None else event.model_validate(found)
 
         return await self._progress.track(
@@ -307,6 +296,64 @@ class TemporalSteps(Steps):
             f"waiting in {step_id!r} for {name} matching {doc or 'anything'}",
             self._guard(step_id, DEFAULT_RETRY, wait),
         )
+
+    async def _wait_for(
+        self, step_id: str, name: str, doc: dict[str, Any], limit: timedelta | None
+    ) -> dict[str, Any] | None:
+        """Register a wait (claiming a matching stored event at once) and await its signal;
+        with a limit, time it out in the store, where an event may have won the race."""
+        info = workflow.info()
+        ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
+        claimed = await self._bookkeeping(
+            register_wait,
+            RegisterWait(**ids, event_type=name, match=doc, not_before=info.start_time),
+            MaybeEvent,
+            step_id,
+            "register",
+        )
+        if claimed.event is not None:
+            return claimed.event
+        try:
+            await workflow.wait_condition(lambda: step_id in self._inbox, timeout=limit)
+            return self._inbox[step_id]
+        except builtins.TimeoutError:  # (temporalio.exceptions.TimeoutError is another)
+            # An event may have resolved the wait just now: then it is ours.
+            closed = await self._bookkeeping(
+                close_wait, CloseWait(**ids), MaybeEvent, step_id, "time out"
+            )
+            return closed.event
+
+    async def hold_slot(self, workflow_type: str, key: str, limit: int) -> None:
+        """Take a concurrency slot for `key`, waiting (visibly) for one if all are held."""
+        step_id = self.claim(SLOT_STEP)
+        slot = Slot(
+            workflow_type=workflow_type,
+            key=key,
+            limit=limit,
+            workflow_id=workflow.info().workflow_id,
+        )
+        acquired = await self._bookkeeping(acquire_slot, slot, Held, step_id, "acquire")
+        if acquired.held:
+            return
+        doc = {"data": {"workflow_id": slot.workflow_id}}
+        await self._progress.track(
+            step_id,
+            RunStatus.WAITING,
+            f"waiting for a concurrency slot: at most {limit} runs of {workflow_type} "
+            f"with key {key!r} at once",
+            self._guard(
+                step_id, DEFAULT_RETRY, lambda: self._wait_for(step_id, SLOT_GRANTED, doc, None)
+            ),
+        )
+
+    async def release_slot(self, workflow_type: str, key: str, limit: int) -> None:
+        slot = Slot(
+            workflow_type=workflow_type,
+            key=key,
+            limit=limit,
+            workflow_id=workflow.info().workflow_id,
+        )
+        await self._bookkeeping(release_slot, slot, Held, SLOT_STEP, "release")
 
     async def wait_for_any(
         self,

@@ -62,7 +62,26 @@ close_wait = durable.declare_activity(
 settle_any = durable.declare_activity(
     "durable.settle-any", SettleAny, Settled, fast=True, timeout="10s"
 )
+
+
+class Slot(BaseModel):
+    workflow_type: str
+    key: str
+    limit: int
+    workflow_id: str
+
+
+class Held(BaseModel):
+    held: bool
+
+
 send_event = durable.declare_activity("durable.send-event", SendEvent, Sent, timeout="1m")
+acquire_slot = durable.declare_activity(
+    "durable.acquire-slot", Slot, Held, fast=True, timeout="10s"
+)
+release_slot = durable.declare_activity(
+    "durable.release-slot", Slot, Held, fast=True, timeout="30s"
+)
 
 
 class EventActivities:
@@ -101,3 +120,17 @@ class EventActivities:
         event = event_type.model_validate(input.event)
         receipt = await self._ingress.send(event)
         return Sent(id=receipt.id, duplicate=receipt.duplicate)
+
+    @durable.implements(acquire_slot)
+    async def acquire_slot(self, input: Slot) -> Held:
+        held = await self._ingress.store.acquire_slot(
+            input.workflow_type, input.key, input.limit, input.workflow_id
+        )
+        return Held(held=held)
+
+    @durable.implements(release_slot)
+    async def release_slot(self, input: Slot) -> Held:
+        await self._ingress.release_slot(
+            input.workflow_type, input.key, input.workflow_id, input.limit
+        )
+        return Held(held=False)

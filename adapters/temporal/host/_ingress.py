@@ -6,23 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from durable import EventTrigger, Registry
+from durable import DurableWorkflow, EventTrigger, Registry
 from durable._events import Event, EventReceipt, check_size
-from store import Delivery, EventStore, StoredEvent
+from durable._limits import key_of
+from store import Delivery, EventStore, StartRequest, StoredEvent, ThrottleKey
 
 from ._progress import start_options
 
 log = logging.getLogger("durable.events")
 
 EVENT_SIGNAL = "durable.event"
+# How often the dispatcher asks whether a run holding a concurrency slot still runs.
+SLOT_CHECK_SECONDS = 30.0
 
 
 class EventDelivery(BaseModel):
@@ -53,23 +57,30 @@ class EventIngress:
         self.registry = registry
         self.task_queue = task_queue
 
-    def _triggered(self, event_type: str, event_id: str) -> list[tuple[str, str]]:
+    def _triggered(self, event: Event[Any]) -> list[StartRequest]:
+        document = event.model_dump(mode="json")
         return [
-            (wf.id, f"{wf.id}:{event_id}")
+            StartRequest(
+                wf.id,
+                f"{wf.id}:{event.id}",
+                _throttle_key(wf, document),
+                (key_of(document, wf.concurrency.key), wf.concurrency.limit)
+                if wf.concurrency
+                else None,
+            )
             for wf in self.registry.workflows
-            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event_type
+            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event.type
         ]
 
     async def send(self, event: Event[Any]) -> EventReceipt:
         check_size(event)
-        new, pending = await self.store.ingest(
-            event.id,
-            event.type,
-            event.data.model_dump(mode="json"),
-            self._triggered(event.type, event.id),
+        ingested = await self.store.ingest(
+            event.id, event.type, event.data.model_dump(mode="json"), self._triggered(event)
         )
-        receipt = EventReceipt(id=event.id, type=event.type, duplicate=not new)
-        for delivery in pending:
+        receipt = EventReceipt(
+            id=event.id, type=event.type, duplicate=not ingested.new, throttled=ingested.throttled
+        )
+        for delivery in ingested.pending:
             await self.deliver(delivery, receipt)
         return receipt
 
@@ -105,6 +116,11 @@ class EventIngress:
                     task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    start_delay=(
+                        timedelta(seconds=delivery.delay_seconds)
+                        if delivery.delay_seconds > 0
+                        else None
+                    ),
                     static_summary=f"{workflow.id}, started by event {stored.type} {stored.id}",
                     memo=self._memo,
                     search_attributes=self._search_attributes,
@@ -128,13 +144,60 @@ class EventIngress:
             await self.deliver(delivery)
         return len(stale)
 
+    async def release_slot(
+        self, workflow_type: str, key: str, workflow_id: str, limit: int | None = None
+    ) -> int:
+        """Leave a concurrency slot and wake the runs it frees; returns how many woke."""
+        if limit is None:
+            declared = self.registry.workflow(workflow_type).concurrency
+            limit = declared.limit if declared else 1
+        pending = await self.store.release_slot(workflow_type, key, limit, workflow_id)
+        for delivery in pending:
+            await self.deliver(delivery)
+        return len(pending)
+
+    async def reclaim_slots(self, older_than_seconds: float = SLOT_CHECK_SECONDS) -> int:
+        """Release the concurrency slots of runs that ended without releasing them
+        (terminated, timed out, deleted); returns how many."""
+        freed = 0
+        for workflow_type, key, workflow_id in await self.store.slots_to_check(older_than_seconds):
+            try:
+                described = await self.client.get_workflow_handle(workflow_id).describe()
+                running = described.status == WorkflowExecutionStatus.RUNNING
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                running = False
+            if not running:
+                log.info(
+                    "released the concurrency slot of an ended run",
+                    extra={"workflow_id": workflow_id, "workflow_type": workflow_type},
+                )
+                await self.release_slot(workflow_type, key, workflow_id)
+                freed += 1
+        return freed
+
     async def run_dispatcher(self, every_seconds: float = 2.0) -> None:
-        """Re-deliver forever; run it beside a worker."""
+        """Re-deliver, and reclaim abandoned concurrency slots, forever; run it beside a
+        worker."""
         while True:
             try:
                 count = await self.redeliver()
                 if count:
                     log.info("re-delivered pending events", extra={"count": count})
+                await self.reclaim_slots()
             except Exception:
                 log.exception("event dispatcher pass failed")
             await asyncio.sleep(every_seconds)
+
+
+def _throttle_key(wf: DurableWorkflow[Any, Any], event: dict[str, Any]) -> ThrottleKey | None:
+    throttle = wf.throttle
+    if throttle is None:
+        return None
+    return ThrottleKey(
+        key=key_of(event, throttle.key),
+        limit=throttle.limit,
+        period_seconds=throttle.window.total_seconds(),
+        skip=throttle.excess == "skip",
+    )

@@ -12,12 +12,13 @@ import asyncio
 import importlib
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from durable import DurableError, DurableWorkflow, InputValidationError, WorkflowCancelled
+from durable._limits import key_of
 
 from ._context import Inbox, TemporalContext
 from ._ingress import EVENT_SIGNAL, EventDelivery
@@ -51,6 +52,25 @@ def _as_failure(err: DurableError) -> ApplicationError:
     return ApplicationError(str(err), *details, type=type(err).__name__, non_retryable=True)
 
 
+async def _run_limited(wf: DurableWorkflow[Any, Any], ctx: TemporalContext, arg: Any) -> Any:
+    """Run the body, inside a concurrency slot when the workflow declares a limit. The slot
+    is released when the run ends: completed, failed or cancelled (a terminated run's slot is
+    reclaimed by the event dispatcher). An exception that only fails the workflow task (a bug;
+    the task is retried) keeps the slot."""
+    limit = wf.concurrency
+    if limit is None:
+        return await wf.run(ctx, arg)
+    key = key_of(arg.model_dump(mode="json"), limit.key)
+    try:
+        await ctx.step.hold_slot(wf.id, key, limit.limit)
+        result = await wf.run(ctx, arg)
+    except (DurableError, FailureError, asyncio.CancelledError):
+        await ctx.step.release_slot(wf.id, key, limit.limit)
+        raise
+    await ctx.step.release_slot(wf.id, key, limit.limit)
+    return result
+
+
 def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
     """The Temporal workflow class for `wf`; its workflow type is `wf.id`."""
 
@@ -75,7 +95,7 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
             except ValidationError as err:
                 raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
             ctx.step.trigger = arg
-            result: BaseModel = await wf.run(ctx, arg)
+            result = await _run_limited(wf, ctx, arg)
         except WorkflowCancelled as err:
             raise asyncio.CancelledError(str(err)) from err
         except DurableError as err:
