@@ -97,6 +97,45 @@ async def test_duplicates_start_one_run_and_resolve_one_wait(events: Events, poo
     assert [(d.kind, state) for d, state in deliveries] == [("signal", "delivered")]
 
 
+async def test_a_duplicate_a_minute_later_starts_and_resolves_nothing_new(
+    skipping_events: Events, time_skipping: WorkflowEnvironment
+) -> None:
+    request = rid()
+    trigger = ApprovalRequested(data=Requested(request_id=request))
+    answer = resolved(request, "revise", event_id=f"answer-{request}")
+    async with skipping_events.running() as client:
+        review = await client.start("tests/review.run", {"request_id": request, "rounds": 2})
+        await until_waiting(client, review.id)
+        starts = await asyncio.gather(*(client.send_event(trigger) for _ in range(5)))
+        (approval_run,) = {run for r in starts for run in r.started}
+        await until_waiting(client, approval_run)
+        answers = await asyncio.gather(*(client.send_event(answer) for _ in range(5)))
+        # One event resolves one wait per run: the review's first round and the approval.
+        assert sorted(run for a in answers for run in a.delivered) == sorted(
+            [review.id, approval_run]
+        )
+        await until_closed(client, approval_run)
+        await until_waiting(client, review.id)  # its second round
+
+        await time_skipping.sleep(timedelta(minutes=1))
+        again = await client.send_event(trigger)
+        late = await client.send_event(answer)
+        assert again.duplicate and again.started == []
+        assert late.duplicate and late.delivered == [] and late.started == []
+        still_open = await skipping_events.ingress.store.open_waits(review.id)
+        assert [w["step_id"] for w in still_open] == ["review#2"], (
+            "the second round still waits: the old answer was not consumed again"
+        )
+
+        final = await client.send_event(resolved(request, "approve"))
+        assert final.delivered == [review.id]
+        out = await review.result()
+        first = await client.get(approval_run).result()
+    assert out.decisions == ["revise", "approve"]
+    assert out.event_ids[0] == answer.id and out.event_ids[1] == final.id
+    assert first.decisions == ["revise"]
+
+
 async def test_sequential_waits_consume_different_events(events: Events) -> None:
     request = rid()
     async with events.running() as client:
