@@ -14,8 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from durable import MAX_EVENT_BYTES, DurableClient, EventError, Registry, parse_event
-from store import EventStore
+from durable import (
+    MAX_EVENT_BYTES,
+    DurableClient,
+    EventError,
+    EventNotAcknowledged,
+    Registry,
+    parse_event,
+)
+from store import CONNECTION_ERRORS, EventStore, describe_connection_error
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
@@ -48,15 +55,21 @@ def create_app(client: DurableClient, registry: Registry, store: EventStore) -> 
         except EventError as err:
             status = 413 if "the limit is" in str(err) else 422
             return _error(status, str(err))
+        except EventNotAcknowledged as err:  # the store is down: retry later, same id
+            return _error(503, str(err))
         return JSONResponse(receipt.model_dump(mode="json"), status_code=202)
 
     async def get_event(request: Request) -> JSONResponse:
         event_id = request.path_params["event_id"]
-        stored = await store.get(event_id)
+        try:
+            stored = await store.get(event_id)
+            found = await store.deliveries_of(event_id)
+        except CONNECTION_ERRORS as err:
+            return _error(503, f"the event store is unreachable: {describe_connection_error(err)}")
         if stored is None:
             return _error(404, f"no event with id {event_id!r}")
         deliveries: list[dict[str, Any]] = []
-        for d, state in await store.deliveries_of(event_id):
+        for d, state in found:
             entry: dict[str, Any] = {
                 "kind": d.kind,
                 "run_id": d.workflow_id,

@@ -34,7 +34,16 @@ from ._errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from ._events import MAX_EVENT_BYTES, Event, EventError, EventReceipt, On, Wait, parse_event
+from ._events import (
+    MAX_EVENT_BYTES,
+    Event,
+    EventError,
+    EventNotAcknowledged,
+    EventReceipt,
+    On,
+    Wait,
+    parse_event,
+)
 from ._limits import Concurrency, Throttle
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
@@ -59,6 +68,7 @@ __all__ = [
     "Duration",
     "Event",
     "EventError",
+    "EventNotAcknowledged",
     "EventReceipt",
     "EventTrigger",
     "InputValidationError",

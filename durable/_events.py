@@ -23,6 +23,19 @@ class EventError(DurableError, ValueError):
     """An event was refused: malformed, too large, or of an unknown type. Nothing was stored."""
 
 
+class EventNotAcknowledged(DurableError):
+    """The event store could not be reached, so the event was not acknowledged. It may or may
+    not have been stored: send it again with the same id (a duplicate is acted on once)."""
+
+    def __init__(self, event_id: str, event_type: str, reason: str) -> None:
+        self.event_id = event_id
+        super().__init__(
+            f"event {event_id!r} ({event_type}) was not acknowledged: the event store "
+            f"(PostgreSQL) is unreachable ({reason}). Send it again with the same id; a "
+            f"duplicate is acted on once"
+        )
+
+
 class Event(BaseModel, Generic[D]):
     """Base of every event type.
 
@@ -144,3 +157,4 @@ class EventReceipt(BaseModel):
     delivered: list[str] = []  # run ids whose waits it resolved
     undeliverable: list[str] = []  # runs that had already finished
     throttled: list[str] = []  # starts a throttle with excess="skip" did not make
+    pending: list[str] = []  # deliveries left to the dispatcher (the store or Temporal blinked)

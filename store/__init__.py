@@ -2,9 +2,10 @@
 
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
-from ._pool import DatabaseUnreachable, create_pool
+from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "MIGRATIONS",
     "DatabaseUnreachable",
     "Delivery",
@@ -16,5 +17,6 @@ __all__ = [
     "Migration",
     "applied_versions",
     "create_pool",
+    "describe_connection_error",
     "migrate",
 ]

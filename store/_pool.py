@@ -12,6 +12,24 @@ class DatabaseUnreachable(RuntimeError):
     """Postgres could not be reached at the configured DATABASE_URL."""
 
 
+# What a call raises when the server is down, restarting or cut off mid-statement: no socket
+# (OSError), a dropped or refused connection, a server shutting down (class 57P).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def describe_connection_error(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if isinstance(err, OSError) and not isinstance(err, TimeoutError | ConnectionError):
+        return f"cannot reach the database socket: {text}"
+    return text
+
+
 def redact(dsn: str) -> str:
     """The DSN without its password, for messages and logs."""
     parts = urlsplit(dsn)

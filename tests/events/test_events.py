@@ -178,8 +178,19 @@ async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Even
         assert await events.ingress.redeliver(older_than_seconds=0) >= 1
         out = await handle.result()
         assert out.event_ids == [event.id]
-        # A delivery queued for a run that has since finished is recorded as undeliverable.
-        state = await events.ingress.deliver(pending[0])
+        # Made again after the run finished (say the first attempt could not record its
+        # success): the run's history shows it had the event.
+        assert await events.ingress.deliver(pending[0]) == "delivered"
+
+        # A delivery queued for a run that finished without it is recorded as undeliverable.
+        other_request = rid()
+        other = await client.start("tests/review.run", {"request_id": other_request, "rounds": 1})
+        await until_waiting(client, other.id)
+        late = resolved(other_request)
+        queued = (await store.ingest(late.id, late.type, late.data.model_dump(), [])).pending
+        await other.cancel()
+        await until_closed(client, other.id)
+        state = await events.ingress.deliver(queued[0])
     assert state == "undeliverable"
 
 

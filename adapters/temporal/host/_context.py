@@ -59,6 +59,10 @@ from ._event_activities import (
 from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
 from ._retry import to_temporal
 
+# The store calls behind waits and slots are idempotent: while PostgreSQL is away they retry
+# (every 30 s at most) until it is back, rather than fail the run.
+STORE_RETRY = RetryPolicy(max_attempts=0, max_interval=timedelta(seconds=30))
+
 # The step a run with a concurrency limit takes its slot in.
 SLOT_STEP = "durable.concurrency-slot"
 
@@ -250,7 +254,7 @@ class TemporalSteps(Steps):
             arg,
             result_type=result,
             start_to_close_timeout=act.default_timeout,
-            retry_policy=to_temporal(DEFAULT_RETRY),
+            retry_policy=to_temporal(STORE_RETRY),
             activity_id=f"{step_id}/{what}",
             summary=f"{step_id}: {what}",
         )

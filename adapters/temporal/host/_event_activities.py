@@ -75,7 +75,14 @@ class Held(BaseModel):
     held: bool
 
 
-send_event = durable.declare_activity("durable.send-event", SendEvent, Sent, timeout="1m")
+# Sending is idempotent (the id comes from the run and step): retry until the store is back.
+send_event = durable.declare_activity(
+    "durable.send-event",
+    SendEvent,
+    Sent,
+    timeout="1m",
+    retry=durable.RetryPolicy(max_attempts=0, max_interval="30s"),
+)
 acquire_slot = durable.declare_activity(
     "durable.acquire-slot", Slot, Held, fast=True, timeout="10s"
 )
@@ -116,8 +123,10 @@ class EventActivities:
 
     @durable.implements(send_event)
     async def send_event(self, input: SendEvent) -> Sent:
-        event_type = self._ingress.registry.event_type(input.type)
-        event = event_type.model_validate(input.event)
+        try:
+            event = durable.parse_event(self._ingress.registry.event_type(input.type), input.event)
+        except durable.EventError as err:  # no retry makes a bad event good
+            raise durable.NonRetryableError(str(err), kind="EventError") from None
         receipt = await self._ingress.send(event)
         return Sent(id=receipt.id, duplicate=receipt.duplicate)
 

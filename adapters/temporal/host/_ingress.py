@@ -16,9 +16,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable import DurableWorkflow, EventTrigger, Registry
-from durable._events import Event, EventReceipt, check_size
+from durable._events import Event, EventNotAcknowledged, EventReceipt, check_size
 from durable._limits import key_of
-from store import Delivery, EventStore, StartRequest, StoredEvent, ThrottleKey
+from store import (
+    CONNECTION_ERRORS,
+    Delivery,
+    EventStore,
+    StartRequest,
+    StoredEvent,
+    ThrottleKey,
+    describe_connection_error,
+)
 
 from ._progress import start_options
 
@@ -73,10 +81,17 @@ class EventIngress:
         ]
 
     async def send(self, event: Event[Any]) -> EventReceipt:
+        """Store the event, then make its deliveries. Raises EventNotAcknowledged if the store
+        cannot be reached; once the event is committed, a delivery that fails is left to the
+        dispatcher and the send still succeeds."""
         check_size(event)
-        ingested = await self.store.ingest(
-            event.id, event.type, event.data.model_dump(mode="json"), self._triggered(event)
-        )
+        try:
+            ingested = await self.store.ingest(
+                event.id, event.type, event.data.model_dump(mode="json"), self._triggered(event)
+            )
+        except CONNECTION_ERRORS as err:
+            reason = describe_connection_error(err)
+            raise EventNotAcknowledged(event.id, event.type, reason) from err
         receipt = EventReceipt(
             id=event.id, type=event.type, duplicate=not ingested.new, throttled=ingested.throttled
         )
@@ -85,7 +100,15 @@ class EventIngress:
         return receipt
 
     async def deliver(self, delivery: Delivery, receipt: EventReceipt | None = None) -> str:
-        stored = await self.store.get(delivery.event_id)
+        """Make one delivery and record its outcome; never raises for a failure the dispatcher
+        can retry (it stays pending)."""
+        try:
+            stored = await self.store.get(delivery.event_id)
+        except CONNECTION_ERRORS as err:
+            log.warning("delivery deferred: the event store is unreachable: %s", err)
+            if receipt is not None:
+                receipt.pending.append(delivery.workflow_id)
+            return "pending"
         assert stored is not None, "a delivery always refers to a stored event"
         try:
             state = await self._deliver(delivery, stored)
@@ -94,9 +117,17 @@ class EventIngress:
                 "delivery failed, will retry",
                 extra={"event_id": delivery.event_id, "error": str(err)},
             )
-            await self.store.finish(delivery, "pending", str(err))
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self.store.finish(delivery, "pending", str(err))
+            if receipt is not None:
+                receipt.pending.append(delivery.workflow_id)
             return "pending"
-        await self.store.finish(delivery, state)
+        try:
+            await self.store.finish(delivery, state)
+        except CONNECTION_ERRORS as err:
+            # Made but not recorded: the dispatcher makes it again, and a run that already
+            # has it ignores it, or is found to have had it (see _signal).
+            log.warning("delivery made but not recorded, will be re-checked: %s", err)
         if receipt is not None:
             target = {
                 ("start", "delivered"): receipt.started,
@@ -132,10 +163,34 @@ class EventIngress:
                 EVENT_SIGNAL, EventDelivery(step_id=delivery.step_id, event=stored.document())
             )
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:  # the run has finished
-                return "undeliverable"
-            raise
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The run has finished: with this event, if an earlier attempt delivered it but
+            # could not record that (the store went away), or without it.
+            if await self._was_signalled(delivery):
+                return "delivered"
+            return "undeliverable"
         return "delivered"
+
+    async def _was_signalled(self, delivery: Delivery) -> bool:
+        """Whether the run's history holds this event's signal to this step."""
+        handle = self.client.get_workflow_handle(delivery.workflow_id)
+        converter = self.client.data_converter
+        try:
+            async for event in handle.fetch_history_events():
+                attrs = event.workflow_execution_signaled_event_attributes
+                if not event.HasField("workflow_execution_signaled_event_attributes"):
+                    continue
+                if attrs.signal_name != EVENT_SIGNAL or not attrs.input.payloads:
+                    continue
+                (sent,) = await converter.decode(list(attrs.input.payloads), [EventDelivery])
+                if sent.step_id == delivery.step_id and sent.event.get("id") == delivery.event_id:
+                    return True
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # the history is gone (retention)
+                return False
+            raise
+        return False
 
     async def redeliver(self, older_than_seconds: float = 5.0) -> int:
         """Deliver what has stayed pending longer than `older_than_seconds`; returns how many."""
