@@ -18,6 +18,7 @@ from durable import (
     DurableClient,
     DurableError,
     Event,
+    EventNotAcknowledged,
     InputValidationError,
     RunAlreadyStarted,
     RunCancelled,
@@ -72,7 +73,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise fail(Exit.USAGE, f"{err}; pick another --id") from None
     except (WorkflowFailed, RunCancelled) as err:
         raise fail(Exit.RUN_FAILED, str(err)) from None
-    except (TemporalUnreachable, DatabaseUnreachable) as err:
+    except (TemporalUnreachable, DatabaseUnreachable, EventNotAcknowledged) as err:
         raise fail(Exit.UNAVAILABLE, str(err)) from None
     except DurableError as err:
         raise fail(Exit.USAGE, str(err)) from None
@@ -233,6 +234,15 @@ def list_workflows(
             else str(getattr(wf.trigger, "cron", None) or getattr(wf.trigger, "event", "")),
             "description": wf.description,
             "input": wf.input_type.model_json_schema(),
+            "throttle": wf.throttle
+            and {
+                "key": wf.throttle.key,
+                "limit": wf.throttle.limit,
+                "period_seconds": wf.throttle.window.total_seconds(),
+                "excess": wf.throttle.excess,
+            },
+            "concurrency": wf.concurrency
+            and {"key": wf.concurrency.key, "limit": wf.concurrency.limit},
         }
         for wf in registry().workflows
     ]
@@ -241,7 +251,15 @@ def list_workflows(
         return
     for row in rows:
         fields = ", ".join(row["input"].get("properties", {}))
-        typer.echo(f"{row['id']:<32} trigger={row['trigger'] or 'manual'}  input: {{{fields}}}")
+        limits = "".join(
+            f"  {name}={value['key']}:{value['limit']}"
+            + (f"/{value['period_seconds']:g}s,{value['excess']}" if name == "throttle" else "")
+            for name in ("throttle", "concurrency")
+            if (value := row[name])
+        )
+        typer.echo(
+            f"{row['id']:<32} trigger={row['trigger'] or 'manual'}{limits}  input: {{{fields}}}"
+        )
         if row["description"]:
             typer.echo(f"{'':<32} {row['description']}")
 
