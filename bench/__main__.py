@@ -1,7 +1,8 @@
 """Raw temporalio vs `durable`, same workload, same dev server, one process.
 
-    python -m bench            # full run (a few minutes)
-    python -m bench --quick    # smaller samples
+    python -m bench                 # full run (a few minutes)
+    python -m bench --quick         # smaller samples
+    python -m bench --events-only   # only the events section (send_event -> resume, burst)
 
 Prints a markdown table to stdout (and bench/results/latest.md); progress goes to stderr.
 """
@@ -10,49 +11,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
-from workers.embedded import EmbeddedTemporal, free_port
+from store import create_pool, migrate
+from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
+from .common import Row, pct, say
+from .events import Verdict, measure_events
 from .models import Inp
 from .workloads_durable import REGISTRY
 from .workloads_raw import RawSteps, raw_step
 
 RESULTS = Path(__file__).parent / "results"
 Start = Callable[[Inp], Awaitable[None]]
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@dataclass
-class Row:
-    figure: str
-    raw: float
-    durable: float
-    unit: str
-
-    def line(self) -> str:
-        ratio = self.durable / self.raw if self.raw else float("nan")
-        raw, ours = f"{self.raw:.1f} {self.unit}", f"{self.durable:.1f} {self.unit}"
-        return f"| {self.figure} | {raw} | {ours} | {ratio:.2f} |"
 
 
 def starters(
@@ -146,22 +130,35 @@ async def measure(client: Client, args: argparse.Namespace, label: str) -> list[
     return rows
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> int:
     rows: list[Row] = []
+    verdicts: list[Verdict] = []
     variants = {"wal": True, "default": False}
-    for name in args.sqlite:
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            server = EmbeddedTemporal(
-                port=free_port(), db_file=Path(tmp) / "temporal.sqlite", fast_sqlite=variants[name]
-            )
-            say(f"starting a dev server (SQLite file, pragmas: {name}) ...")
-            await server.start()
-            try:
-                client = await server.connect()
-                await ensure_search_attributes(client, create=True)
-                rows += await measure(client, args, f"sqlite {name}")
-            finally:
-                await server.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        pool = None
+        if args.events:
+            pool = await stack.enter_async_context(embedded_postgres())
+        for index, name in enumerate(args.sqlite):
+            with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+                server = EmbeddedTemporal(
+                    port=free_port(),
+                    db_file=Path(tmp) / "temporal.sqlite",
+                    fast_sqlite=variants[name],
+                )
+                say(f"starting a dev server (SQLite file, pragmas: {name}) ...")
+                await server.start()
+                try:
+                    client = await server.connect()
+                    await ensure_search_attributes(client, create=True)
+                    if not args.events_only:
+                        rows += await measure(client, args, f"sqlite {name}")
+                    if pool is not None and index == 0:  # events on the first server only
+                        more, verdicts = await measure_events(
+                            client, pool, args, f"events, sqlite {name}"
+                        )
+                        rows += more
+                finally:
+                    await server.stop()
     table = "\n".join(
         [
             "| figure | raw temporalio | durable | ratio |",
@@ -169,9 +166,38 @@ async def main(args: argparse.Namespace) -> None:
             *(row.line() for row in rows),
         ]
     )
-    print(table)
+    report = table
+    if verdicts:
+        report += "\n\nEvents burst, verified after the run:\n\n"
+        report += "\n".join(f"- {verdict.line()}" for verdict in verdicts)
+    print(report)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(table + "\n")
+    (RESULTS / "latest.md").write_text(report + "\n")
+    failed = [v for v in verdicts if v.lost or v.duplicated]
+    for verdict in failed:
+        say(f"{verdict.side}: {len(verdict.problems)} problems, the first ones:")
+        for problem in verdict.problems[:20]:
+            say(f"  {problem}")
+    return 1 if failed else 0
+
+
+@contextlib.asynccontextmanager
+async def embedded_postgres() -> AsyncIterator[asyncpg.Pool]:
+    """An embedded PostgreSQL in a temporary directory, migrated, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
+        say("starting an embedded PostgreSQL ...")
+        # platformdirs (under embedded-postgres) warns when XDG_RUNTIME_DIR is unset; harmless.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        postgres = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
+        try:
+            pool = await create_pool(await postgres.start())
+            try:
+                await migrate(pool)
+                yield pool
+            finally:
+                await pool.close()
+        finally:
+            await postgres.stop()
 
 
 def parse() -> argparse.Namespace:
@@ -185,13 +211,31 @@ def parse() -> argparse.Namespace:
         nargs="+",
         choices=["wal", "default"],
         default=["wal", "default"],
-        help="dev server SQLite pragmas: wal = journal_mode=wal, synchronous=normal",
+        help="dev server SQLite pragmas: wal = journal_mode=wal, synchronous=normal "
+        "(the events section runs on the first one only)",
+    )
+    parser.add_argument(
+        "--event-samples", type=int, default=500, help="send_event -> resume runs per side"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=1000, help="waiting runs and events in the burst, per side"
+    )
+    parser.add_argument(
+        "--burst-concurrency", type=int, default=50, help="events sent at once in the burst"
+    )
+    sections = parser.add_mutually_exclusive_group()
+    sections.add_argument(
+        "--no-events", dest="events", action="store_false", help="skip the events section"
+    )
+    sections.add_argument(
+        "--events-only", action="store_true", help="only the events section (no step figures)"
     )
     args = parser.parse_args()
     if args.quick:
         args.samples, args.ten_samples, args.runs = 15, 5, 100
+        args.event_samples, args.burst = 50, 100
     return args
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    sys.exit(asyncio.run(main(parse())))

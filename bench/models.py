@@ -13,3 +13,28 @@ class Inp(BaseModel):
 
 class Out(BaseModel):
     n: int
+
+
+class WaitInp(BaseModel):
+    """Input of the waiting workflows: nothing, the run waits for its own event."""
+
+
+class Approval(BaseModel):
+    """The event's data; `run_id` names the run it is for (the durable run id: the Temporal
+    workflow id)."""
+
+    run_id: str
+    decision: str = "approve"
+
+
+class RawEvent(BaseModel):
+    """The raw baseline's signal payload: the same shape as the durable event."""
+
+    id: str
+    data: Approval
+
+
+class Received(BaseModel):
+    """What a waiting run returns: the id of the event it received ("" if it timed out)."""
+
+    event_id: str

@@ -7,10 +7,11 @@ from datetime import timedelta
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
-from .models import Inp, Out
+from .models import Inp, Out, RawEvent, Received, WaitInp
 
 TIMEOUT = timedelta(minutes=1)
 RETRY = RetryPolicy(maximum_attempts=5)
+WAIT_TIMEOUT = timedelta(hours=1)
 
 
 @activity.defn(name="raw.step")
@@ -35,3 +36,25 @@ class RawSteps:
                 )
             value = Inp(n=out.n, steps=input.steps, fast=input.fast)
         return out
+
+
+@workflow.defn(name="raw/wait.run")
+class RawWait:
+    """The events baseline: wait for one signal, as the SDK's samples do."""
+
+    def __init__(self) -> None:
+        self.event: RawEvent | None = None
+
+    @workflow.signal(name="approval")
+    def approval(self, event: RawEvent) -> None:
+        if self.event is None:
+            self.event = event
+
+    @workflow.run
+    async def run(self, input: WaitInp) -> Received:
+        try:
+            await workflow.wait_condition(lambda: self.event is not None, timeout=WAIT_TIMEOUT)
+        except TimeoutError:
+            return Received(event_id="")
+        assert self.event is not None
+        return Received(event_id=self.event.id)
