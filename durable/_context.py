@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
 
@@ -168,3 +168,18 @@ class WorkflowContext(ABC):
     @abstractmethod
     def deprecate_patch(self, change_id: str) -> None:
         """Mark a change as present in every run still open, once old branches are removed."""
+
+    @abstractmethod
+    def continue_as_new(self, input: BaseModel | dict[str, Any]) -> NoReturn:
+        """End this execution and go on as a fresh one of the same workflow, under the same
+        workflow id, with `input` and an empty history (what a long loop does before its history
+        grows too large). Step ids start afresh. Waits keep their guarantees across it: an event
+        consumed before is not consumed again, one that arrived earlier and was not consumed can
+        still be claimed, and a late delivery meant for the old execution is ignored. Never
+        returns."""
+
+    @property
+    @abstractmethod
+    def continue_as_new_suggested(self) -> bool:
+        """Whether the provider suggests continuing as new now (Temporal: the history nears
+        its suggested size)."""

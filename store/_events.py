@@ -43,6 +43,7 @@ class Delivery:
     step_id: str
     workflow_type: str
     delay_seconds: float = 0.0  # a throttled start waits this long before its first step
+    run_id: str = ""  # a signal's execution (Temporal run id); '' for a start
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Ingested:
 
 # The columns of a Delivery, with the delay a throttled start still has to wait.
 _DELIVERY = (
-    "event_id, kind, workflow_id, step_id, workflow_type,"
+    "event_id, kind, workflow_id, step_id, workflow_type, run_id,"
     " coalesce(greatest(extract(epoch FROM start_at - clock_timestamp()), 0), 0)::float8"
     " AS delay_seconds"
 )
@@ -218,7 +219,7 @@ class EventStore:
                 FROM candidates c
                 WHERE w.workflow_id = c.workflow_id AND w.run_id = c.run_id
                   AND w.step_id = c.step_id
-                RETURNING w.workflow_id, w.step_id
+                RETURNING w.workflow_id, w.run_id, w.step_id
                 """,
                 event_id,
                 event_type,
@@ -226,9 +227,9 @@ class EventStore:
                 received,
             )
             await conn.executemany(
-                "INSERT INTO deliveries (event_id, kind, workflow_id, step_id) "
-                "VALUES ($1, 'signal', $2, $3) ON CONFLICT DO NOTHING",
-                [(event_id, r["workflow_id"], r["step_id"]) for r in resolved],
+                "INSERT INTO deliveries (event_id, kind, workflow_id, step_id, run_id) "
+                "VALUES ($1, 'signal', $2, $3, $4) ON CONFLICT DO NOTHING",
+                [(event_id, r["workflow_id"], r["step_id"], r["run_id"]) for r in resolved],
             )
         # A duplicate finishes only what was left pending for a while (a crash), not what
         # the first send is delivering right now.

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -276,3 +277,46 @@ async def test_wait_for_any_returns_the_first_and_withdraws_the_others(events: E
     assert out.event_ids == [cancel.id, answer.id], (
         "the withdrawn wait for an answer did not take the answer meant for the later wait"
     )
+
+
+async def test_waits_keep_their_guarantees_across_continue_as_new(
+    events: Events, pool: asyncpg.Pool
+) -> None:
+    request = rid()
+    store = events.ingress.store
+    async with events.running() as client:
+        handle = await client.start("tests/rounds.run", {"request_id": request, "rounds": 3})
+        await until_waiting(client, handle.id)
+        first = resolved(request, "revise")
+        assert (await client.send_event(first)).delivered == [handle.id]
+
+        async def next_execution_waits() -> None:
+            for _ in range(100):
+                runs = await pool.fetch(
+                    "SELECT DISTINCT run_id FROM waits WHERE workflow_id = $1", handle.id
+                )
+                if len(runs) == 2 and await store.open_waits(handle.id):
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError("the continued execution never waited")
+
+        await next_execution_waits()
+        # A late copy of the first execution's delivery reaches the second execution, which
+        # waits in a step of the same name: it must not take it.
+        ((delivery, _),) = await store.deliveries_of(first.id)
+        assert delivery.run_id, "a signal names the execution it was meant for"
+        assert await events.ingress.deliver(delivery) == "delivered"
+        second, third = resolved(request, "revise"), resolved(request, "approve")
+        assert (await client.send_event(second)).delivered == [handle.id]
+        await client.send_event(third)  # resolves the third execution, or waits for it
+        out = await handle.result()
+        # The first execution's start is carried: every execution counts events from it.
+        starts = await pool.fetch(
+            "SELECT DISTINCT not_before FROM waits WHERE workflow_id = $1", handle.id
+        )
+        executions = await pool.fetchval(
+            "SELECT count(DISTINCT run_id) FROM waits WHERE workflow_id = $1", handle.id
+        )
+    assert out.event_ids == [first.id, second.id, third.id]
+    assert out.decisions == ["revise", "revise", "approve"]
+    assert executions == 3 and len(starts) == 1

@@ -192,3 +192,33 @@ async def limited(ctx: durable.WorkflowContext, input: JobQueued) -> Sent:
 
 for _flow in (deduped, throttled, limited):
     REGISTRY.add_workflow(_flow)
+
+
+class Rounds(BaseModel):
+    request_id: str
+    rounds: int = 3
+    decisions: list[str] = []
+    event_ids: list[str] = []
+
+
+@durable.workflow("tests/rounds.run")
+async def rounds(ctx: durable.WorkflowContext, input: Rounds) -> Outcome:
+    """One answer per execution, continuing as new between rounds, as a long review loop does
+    to keep its history small. The step id is the same in every execution."""
+    answer = await ctx.step.wait_for_event(
+        "answer", ApprovalResolved, where={"data.request_id": input.request_id}, timeout="1h"
+    )
+    if answer is None:
+        return Outcome(decisions=input.decisions, event_ids=input.event_ids, timed_out=True)
+    done = input.model_copy(
+        update={
+            "decisions": [*input.decisions, answer.data.decision],
+            "event_ids": [*input.event_ids, answer.id],
+        }
+    )
+    if len(done.event_ids) >= input.rounds:
+        return Outcome(decisions=done.decisions, event_ids=done.event_ids)
+    ctx.continue_as_new(done)
+
+
+REGISTRY.add_workflow(rounds)

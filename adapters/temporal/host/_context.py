@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
@@ -56,7 +56,13 @@ from ._event_activities import (
     send_event,
     settle_any,
 )
-from ._progress import SEARCH_ATTRIBUTES_MEMO, STATUS_ATTRIBUTE, STEP_ATTRIBUTE, RunProgress
+from ._progress import (
+    SEARCH_ATTRIBUTES_MEMO,
+    STARTED_MEMO,
+    STATUS_ATTRIBUTE,
+    STEP_ATTRIBUTE,
+    RunProgress,
+)
 from ._retry import to_temporal
 
 # The store calls behind waits and slots are idempotent: while PostgreSQL is away they retry
@@ -162,6 +168,9 @@ class TemporalSteps(Steps):
         self._progress = progress
         self._inbox = inbox
         self.trigger: BaseModel | None = None  # the run's input, for `match`
+        # When the run began: its first execution's start, across continue-as-new. Waits
+        # count events received since then.
+        self.started_at: datetime = workflow.info().start_time
 
     async def _guard(
         self, step_id: str, policy: RetryPolicy, call: Callable[[], Awaitable[T]]
@@ -310,7 +319,7 @@ class TemporalSteps(Steps):
         ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
         claimed = await self._bookkeeping(
             register_wait,
-            RegisterWait(**ids, event_type=name, match=doc, not_before=info.start_time),
+            RegisterWait(**ids, event_type=name, match=doc, not_before=self.started_at),
             MaybeEvent,
             step_id,
             "register",
@@ -384,7 +393,7 @@ class TemporalSteps(Steps):
                         step_id=sub_id,
                         event_type=name,
                         match=doc,
-                        not_before=info.start_time,
+                        not_before=self.started_at,
                     ),
                     MaybeEvent,
                     step_id,
@@ -476,9 +485,31 @@ class Inbox(dict[str, dict[str, Any]]):
 class TemporalContext(WorkflowContext):
     step: TemporalSteps
 
-    def __init__(self, search_attributes: bool, inbox: Inbox) -> None:
+    def __init__(
+        self, search_attributes: bool, inbox: Inbox, definition: DurableWorkflow[Any, Any]
+    ) -> None:
         self.progress = _Progress(search_attributes)
         self.step = TemporalSteps(self.progress, inbox)
+        self.definition = definition
+        started = workflow.memo_value(STARTED_MEMO, None, type_hint=str)
+        if started:
+            self.step.started_at = datetime.fromisoformat(started)
+
+    def continue_as_new(self, input: BaseModel | dict[str, Any]) -> NoReturn:
+        arg = coerce_input(
+            self.definition.input_type, input, f"continue_as_new of {self.definition.id!r}"
+        )
+        workflow.continue_as_new(
+            arg,
+            memo={
+                SEARCH_ATTRIBUTES_MEMO: self.progress.search_attributes,
+                STARTED_MEMO: self.step.started_at.isoformat(),
+            },
+        )
+
+    @property
+    def continue_as_new_suggested(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested()
 
     @property
     def workflow_id(self) -> str:

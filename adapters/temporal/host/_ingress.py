@@ -43,10 +43,13 @@ class EventDelivery(BaseModel):
     Attributes:
         step_id: The waiting step.
         event: `{"id": ..., "data": {...}, "received_at": ...}`.
+        run_id: The execution (Temporal run id) whose wait it resolves; an execution ignores a
+            delivery for another (its predecessor, before a continue-as-new). Empty: any.
     """
 
     step_id: str
     event: dict[str, Any]
+    run_id: str = ""
 
 
 class EventIngress:
@@ -160,7 +163,10 @@ class EventIngress:
         handle = self.client.get_workflow_handle(delivery.workflow_id)
         try:
             await handle.signal(
-                EVENT_SIGNAL, EventDelivery(step_id=delivery.step_id, event=stored.document())
+                EVENT_SIGNAL,
+                EventDelivery(
+                    step_id=delivery.step_id, event=stored.document(), run_id=delivery.run_id
+                ),
             )
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:

@@ -20,6 +20,8 @@ SEARCH_ATTRIBUTES = (STATUS_ATTRIBUTE, STEP_ATTRIBUTE)
 # without custom search attributes such as the time-skipping test server. Fixed at start, so
 # replay takes the same path.
 SEARCH_ATTRIBUTES_MEMO = "durable.search-attributes"
+# The first execution's start (ISO 8601), carried across continue-as-new.
+STARTED_MEMO = "durable.started-at"
 
 
 class RunProgress(BaseModel):

@@ -80,12 +80,15 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
     init.__name__ = "__init__"
 
     def on_event(self: Any, delivery: EventDelivery) -> None:
+        if delivery.run_id and delivery.run_id != workflow.info().run_id:
+            return  # meant for an execution before a continue-as-new: it moved on
         self._durable_inbox.deliver(delivery.step_id, delivery.event)
 
     async def run(self: Any, raw: RawValue) -> Any:
         ctx = TemporalContext(
             search_attributes=workflow.memo_value(SEARCH_ATTRIBUTES_MEMO, True, type_hint=bool),
             inbox=self._durable_inbox,
+            definition=wf,
         )
         self._durable_ctx = ctx
         try:
