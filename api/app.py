@@ -7,12 +7,13 @@ event is committed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from durable import (
     MAX_EVENT_BYTES,
@@ -22,7 +23,13 @@ from durable import (
     Registry,
     parse_event,
 )
-from store import CONNECTION_ERRORS, EventStore, describe_connection_error
+from store import (
+    CONNECTION_ERRORS,
+    EventStore,
+    StepAttempt,
+    StepAudit,
+    describe_connection_error,
+)
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
@@ -32,7 +39,36 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(client: DurableClient, registry: Registry, store: EventStore) -> Starlette:
+ORG_HEADER = "X-Durable-Org"
+
+
+def step_json(attempt: StepAttempt) -> dict[str, Any]:
+    ended = attempt.ended_at
+    return {
+        "step_id": attempt.step_id,
+        "action": attempt.action,
+        "attempt": attempt.attempt,
+        "status": attempt.status,
+        "started_at": attempt.started_at.isoformat(),
+        "ended_at": ended.isoformat() if ended else None,
+        "duration_ms": round((ended - attempt.started_at).total_seconds() * 1000, 1)
+        if ended
+        else None,
+        "error": attempt.error,
+        "execution_id": attempt.instance_id,
+        "workflow": attempt.workflow_type,
+        "workspace_id": attempt.workspace_id,
+        "project_id": attempt.project_id,
+    }
+
+
+def create_app(
+    client: DurableClient,
+    registry: Registry,
+    store: EventStore,
+    *,
+    codec_routes: Sequence[BaseRoute] = (),  # api.codec.codec_routes_for(settings)
+) -> Starlette:
     async def post_event(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -58,6 +94,21 @@ def create_app(client: DurableClient, registry: Registry, store: EventStore) -> 
         except EventNotAcknowledged as err:  # the store is down: retry later, same id
             return _error(503, str(err))
         return JSONResponse(receipt.model_dump(mode="json"), status_code=202)
+
+    audit = StepAudit(store.pool)
+
+    async def get_steps(request: Request) -> JSONResponse:
+        """The step attempts of a run, for the org in the `X-Durable-Org` header. A run of
+        another org answers exactly as a run that does not exist: no steps."""
+        run_id = request.path_params["run_id"]
+        org_id = request.headers.get(ORG_HEADER)
+        if org_id is None:
+            return _error(400, f"say which org you read for in the {ORG_HEADER} header")
+        try:
+            attempts = await audit.steps(org_id, run_id)
+        except CONNECTION_ERRORS as err:
+            return _error(503, f"the step audit is unreachable: {describe_connection_error(err)}")
+        return JSONResponse({"run_id": run_id, "steps": [step_json(a) for a in attempts]})
 
     async def get_event(request: Request) -> JSONResponse:
         event_id = request.path_params["event_id"]
@@ -93,5 +144,7 @@ def create_app(client: DurableClient, registry: Registry, store: EventStore) -> 
         routes=[
             Route("/events", post_event, methods=["POST"]),
             Route("/events/{event_id:path}", get_event, methods=["GET"]),
+            Route("/runs/{run_id:path}/steps", get_steps, methods=["GET"]),
+            *codec_routes,
         ]
     )

@@ -29,6 +29,7 @@ from adapters.temporal import TemporalDurableClient, build_worker, ensure_search
 from store import create_pool, migrate
 from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
+from .audit import measure_audit
 from .common import Row, pct, say
 from .events import Verdict, measure_events
 from .models import Inp
@@ -132,11 +133,12 @@ async def measure(client: Client, args: argparse.Namespace, label: str) -> list[
 
 async def main(args: argparse.Namespace) -> int:
     rows: list[Row] = []
+    audit_rows: list[Row] = []
     verdicts: list[Verdict] = []
     variants = {"wal": True, "default": False}
     async with contextlib.AsyncExitStack() as stack:
         pool = None
-        if args.events:
+        if args.events or args.audit:
             pool = await stack.enter_async_context(embedded_postgres())
         for index, name in enumerate(args.sqlite):
             with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -152,11 +154,15 @@ async def main(args: argparse.Namespace) -> int:
                     await ensure_search_attributes(client, create=True)
                     if not args.events_only:
                         rows += await measure(client, args, f"sqlite {name}")
-                    if pool is not None and index == 0:  # events on the first server only
+                    if args.events and pool is not None and index == 0:  # first server only
                         more, verdicts = await measure_events(
                             client, pool, args, f"events, sqlite {name}"
                         )
                         rows += more
+                    if pool is not None and index == 0 and args.audit and not args.events_only:
+                        audit_rows += await measure_audit(
+                            client, pool, args, f"audit, sqlite {name}"
+                        )
                 finally:
                     await server.stop()
     table = "\n".join(
@@ -167,6 +173,16 @@ async def main(args: argparse.Namespace) -> int:
         ]
     )
     report = table
+    if audit_rows:
+        report += "\n\nStep audit (baseline: the same durable workflow without the audit):\n\n"
+        report += "\n".join(
+            [
+                "| figure | audit off | audit on | ratio |",
+                "| --- | --- | --- | --- |",
+                *(row.line() for row in audit_rows[:-1]),
+                f"| {audit_rows[-1].figure} | - | {audit_rows[-1].durable:.2f} | - |",
+            ]
+        )
     if verdicts:
         report += "\n\nEvents burst, verified after the run:\n\n"
         report += "\n".join(f"- {verdict.line()}" for verdict in verdicts)
@@ -229,6 +245,9 @@ def parse() -> argparse.Namespace:
     )
     sections.add_argument(
         "--events-only", action="store_true", help="only the events section (no step figures)"
+    )
+    parser.add_argument(
+        "--no-audit", dest="audit", action="store_false", help="skip the step-audit section"
     )
     args = parser.parse_args()
     if args.quick:

@@ -24,6 +24,7 @@ from durable import (
     RunCancelled,
     RunDescription,
     RunHandle,
+    Tenancy,
     UnknownRun,
     UnknownWorkflow,
     WorkflowFailed,
@@ -175,12 +176,17 @@ def dev(
 
     async def serve(client: DurableClient, store: EventStore) -> None:
         from api import create_app
+        from api.codec import codec_routes_for
         from api.server import ApiServer
         from workflows import registry
 
-        api = ApiServer(create_app(client, registry(), store), settings.api_port)
+        codec = codec_routes_for(settings)
+        http_app = create_app(client, registry(), store, codec_routes=codec)
+        api = ApiServer(http_app, settings.api_port)
         await api.start()
         say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")
+        if codec:
+            say(f"  codec endpoint   {api.address}/codec  (payloads are encrypted)")
         if run_example:
             handle: RunHandle[Any] = await client.start("rensei/example.run", {})
             say(f"started the example run {handle.id}; waiting for its result ...")
@@ -275,13 +281,20 @@ def start(
     ] = None,
     run_id: Annotated[str | None, typer.Option("--id", help="Run id (default: generated).")] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait and print the result.")] = False,
+    org: Annotated[str, typer.Option("--org", help="The org the run belongs to.")] = "",
+    workspace: Annotated[str, typer.Option("--workspace", help="Its workspace.")] = "",
+    project: Annotated[str, typer.Option("--project", help="Its project.")] = "",
 ) -> None:
     """Start a run of WORKFLOW and print its run id (or, with --wait, its result)."""
     data = read_input(input, input_file)
     check_start(workflow, data)
+    try:
+        tenancy = Tenancy(org_id=org, workspace_id=workspace, project_id=project)
+    except ValidationError as err:
+        raise fail(Exit.USAGE, f"bad --org/--workspace/--project: {err}") from None
 
     async def go(client: DurableClient) -> None:
-        handle: RunHandle[Any] = await client.start(workflow, data, id=run_id)
+        handle: RunHandle[Any] = await client.start(workflow, data, id=run_id, tenancy=tenancy)
         typer.echo(handle.id)
         if wait:
             print_json(await handle.result())
@@ -400,12 +413,49 @@ def waits(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
         )
 
 
+@app.command()
+def steps(
+    run_id: Annotated[str, typer.Argument(help="The run id (workflow id).")],
+    org: Annotated[str, typer.Option("--org", help="The org whose audit you read.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a run's step attempts from the step audit: attempt, status, timings, error. Only
+    the given org's rows are visible; another org's run shows nothing."""
+    from api.app import step_json
+    from store import StepAudit, create_pool
+    from workers.runtime import database_url
+
+    async def go() -> list[dict[str, Any]]:
+        pool = await create_pool(database_url(Settings()), max_size=1)
+        try:
+            return [step_json(a) for a in await StepAudit(pool).steps(org, run_id)]
+        finally:
+            await pool.close()
+
+    found = run(go())
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        typer.echo(f"no steps recorded for run {run_id} in org {org!r}")
+    for row in found:
+        took = f"{row['duration_ms']:.0f} ms" if row["duration_ms"] is not None else "-"
+        line = f"{row['step_id']:<24} #{row['attempt']:<2} {row['status']:<10} {took:>9}"
+        line += f"  {row['action']}  {row['started_at']}"
+        typer.echo(line + (f"\n{'':<28}{row['error']}" if row["error"] else ""))
+
+
 def main() -> None:
     code: int = 0
     try:
         app()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except ValidationError as err:
+        if err.title != Settings.__name__:
+            raise
+        typer.echo(f"error: bad configuration: {err}", err=True)  # names variables, no values
+        code = int(Exit.USAGE)
     # Skip interpreter teardown: the Temporal client's Rust threads can abort a finalizing
     # interpreter (temporalio/sdk-python#300). Everything we started is stopped by now.
     sys.stdout.flush()

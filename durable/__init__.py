@@ -47,6 +47,7 @@ from ._events import (
 from ._limits import Concurrency, Throttle
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
+from ._tenancy import Tenancy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
 from ._workflow import DurableWorkflow, workflow
 
@@ -86,6 +87,7 @@ __all__ = [
     "RunStatus",
     "StepFailed",
     "StepInfo",
+    "Tenancy",
     "Steps",
     "Throttle",
     "Trigger",

@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from ._tenancy import NO_TENANCY, Tenancy
+
 
 @dataclass(frozen=True)
 class StepInfo:
@@ -18,6 +20,8 @@ class StepInfo:
         workflow: The workflow's id (type), e.g. `rensei/example.run`.
         step_id: The step id in that run.
         attempt: 1 for the first attempt.
+        tenancy: The org, workspace and project of the run (from the run, via the provider's
+            headers: a step cannot lose it).
         idempotency_key: Stable across attempts of this step in this run; pass it to any
             external system that can deduplicate, so a retried attempt does not repeat an effect.
     """
@@ -27,6 +31,7 @@ class StepInfo:
     workflow: str
     step_id: str
     attempt: int
+    tenancy: Tenancy = NO_TENANCY
 
     @property
     def idempotency_key(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import BaseModel
 
 from ._events import Event, EventReceipt
+from ._tenancy import Tenancy
 from ._workflow import DurableWorkflow
 
 In = TypeVar("In", bound=BaseModel)
@@ -76,12 +77,22 @@ class RunHandle(Protocol[Out_co]):
 class DurableClient(Protocol):
     @overload
     async def start(
-        self, workflow: DurableWorkflow[In, Out], input: In | dict[str, Any], id: str | None = None
+        self,
+        workflow: DurableWorkflow[In, Out],
+        input: In | dict[str, Any],
+        id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> RunHandle[Out]: ...
 
     @overload
     async def start(
-        self, workflow: str, input: BaseModel | dict[str, Any], id: str | None = None
+        self,
+        workflow: str,
+        input: BaseModel | dict[str, Any],
+        id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> RunHandle[Any]: ...
 
     async def start(
@@ -89,9 +100,12 @@ class DurableClient(Protocol):
         workflow: DurableWorkflow[Any, Any] | str,
         input: BaseModel | dict[str, Any],
         id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> RunHandle[Any]:
         """Start a run. `workflow` is a definition or a registered workflow id; `input` a model
-        or a dict validated against the workflow's input model.
+        or a dict validated against the workflow's input model; `tenancy` the org, workspace
+        and project it runs for (its steps, audit rows and search attributes carry it).
 
         Raises:
             UnknownWorkflow: no workflow is registered under that id.

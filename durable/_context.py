@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from ._duration import Duration
 from ._errors import DuplicateStepId
 from ._retry import RetryPolicy
+from ._tenancy import Tenancy
 
 if TYPE_CHECKING:
     from ._activity import Activity
@@ -146,6 +147,11 @@ class WorkflowContext(ABC):
     @abstractmethod
     def run_id(self) -> str:
         """The provider's id of this execution."""
+
+    @property
+    @abstractmethod
+    def tenancy(self) -> Tenancy:
+        """The org, workspace and project the run belongs to (empty fields when none)."""
 
     @property
     @abstractmethod

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import DurableError, InvalidDefinition
+from ._tenancy import Tenancy
 from ._trigger import validate_event_name
 
 D = TypeVar("D", bound=BaseModel)
@@ -49,6 +50,7 @@ class Event(BaseModel, Generic[D]):
             or generated.
         data: The payload model.
         received_at: Set by the store when the event is first received.
+        tenancy: The org (workspace, project) the event belongs to; runs it starts inherit it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -57,6 +59,7 @@ class Event(BaseModel, Generic[D]):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=200)
     data: D
     received_at: datetime | None = None
+    tenancy: Tenancy | None = None
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

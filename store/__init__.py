@@ -1,17 +1,21 @@
 """Postgres: the connection pool and versioned migrations."""
 
+from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "LOST_ATTEMPT",
     "MIGRATIONS",
     "DatabaseUnreachable",
     "Delivery",
     "EventStore",
     "Ingested",
     "StartRequest",
+    "StepAttempt",
+    "StepAudit",
     "ThrottleKey",
     "StoredEvent",
     "Migration",

@@ -13,8 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import TracerProvider
 
+from durable import Tenancy
 from durable._limits import SLOT_GRANTED
+
+from ._tracing import db_spans, store_tracer
 
 # A pending delivery this old is taken to be abandoned by a crashed sender and is re-sent.
 REDELIVER_AFTER_SECONDS = 5.0
@@ -22,6 +26,10 @@ REDELIVER_AFTER_SECONDS = 5.0
 CLOCK_SKEW_SECONDS = 5.0
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('durable-events:' || $1))"
 _SLOT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('durable-slots:' || $1 || ':' || $2))"
+# Each public method's database work is a span `db.events.<method>`; the dispatcher's
+# polls get one only inside a trace, so they do not start a trace every pass.
+_span = db_spans("events")
+_span_in_trace = db_spans("events", root=False)
 
 
 @dataclass(frozen=True)
@@ -30,9 +38,13 @@ class StoredEvent:
     type: str
     data: dict[str, Any]
     received_at: datetime
+    tenancy: Tenancy | None = None
 
     def document(self) -> dict[str, Any]:
-        return {"id": self.id, "data": self.data, "received_at": self.received_at.isoformat()}
+        doc = {"id": self.id, "data": self.data, "received_at": self.received_at.isoformat()}
+        if self.tenancy is not None:
+            doc["tenancy"] = self.tenancy.model_dump()
+        return doc
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,14 @@ _DELIVERY = (
 
 
 def _event(row: asyncpg.Record) -> StoredEvent:
-    return StoredEvent(row["id"], row["type"], json.loads(row["data"]), row["received_at"])
+    scope = row["tenancy"]
+    return StoredEvent(
+        row["id"],
+        row["type"],
+        json.loads(row["data"]),
+        row["received_at"],
+        Tenancy.model_validate_json(scope) if scope else None,
+    )
 
 
 async def _throttle(
@@ -153,17 +172,26 @@ async def _take_slot(conn: Any, workflow_type: str, key: str, limit: int, workfl
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.pool = pool
+        self._tracer = store_tracer(tracer_provider)
 
+    @_span
     async def ingest(
-        self, event_id: str, event_type: str, data: dict[str, Any], starts: list[StartRequest]
+        self,
+        event_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        starts: list[StartRequest],
+        tenancy: Tenancy | None = None,
     ) -> Ingested:
         """Store an event once; queue each start it triggers (subject to its throttle) and a
         signal per open wait it satisfies (one per workflow). Returns every pending delivery of
         it, so a redelivered duplicate still finishes what a crash left undone."""
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self._ingest(conn, event_id, event_type, data, starts)
+            return await self._ingest(conn, event_id, event_type, data, starts, tenancy)
 
     async def _ingest(
         self,
@@ -172,15 +200,17 @@ class EventStore:
         event_type: str,
         data: dict[str, Any],
         starts: list[StartRequest],
+        tenancy: Tenancy | None = None,
     ) -> Ingested:
         doc = json.dumps({"data": data})
         await conn.execute(_LOCK, event_type)
         received = await conn.fetchval(
-            "INSERT INTO events (id, type, data) VALUES ($1, $2, $3::jsonb) "
-            "ON CONFLICT (id) DO NOTHING RETURNING received_at",
+            "INSERT INTO events (id, type, data, tenancy) VALUES ($1, $2, $3::jsonb, $4::jsonb)"
+            " ON CONFLICT (id) DO NOTHING RETURNING received_at",
             event_id,
             event_type,
             json.dumps(data),
+            tenancy.model_dump_json() if tenancy is not None else None,
         )
         throttled: list[str] = []
         if received is not None:
@@ -243,6 +273,7 @@ class EventStore:
         )
         return Ingested(received is not None, [Delivery(**dict(r)) for r in pending], throttled)
 
+    @_span
     async def register_wait(
         self,
         workflow_id: str,
@@ -276,7 +307,7 @@ class EventStore:
                 return await self._event(conn, existing["event_id"])
             row = await conn.fetchrow(
                 """
-                SELECT e.id, e.type, e.data, e.received_at FROM events e
+                SELECT e.id, e.type, e.data, e.received_at, e.tenancy FROM events e
                 WHERE e.type = $1 AND jsonb_build_object('data', e.data) @> $2::jsonb
                   AND e.received_at >= $3
                   AND NOT EXISTS (SELECT 1 FROM waits w
@@ -303,6 +334,7 @@ class EventStore:
             )
             return _event(row) if row else None
 
+    @_span
     async def close_wait(self, workflow_id: str, run_id: str, step_id: str) -> StoredEvent | None:
         """Time a wait out, unless an event resolved it first: then return that event."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -326,6 +358,7 @@ class EventStore:
             )
             return await self._event(conn, event_id)
 
+    @_span
     async def settle_any(
         self, workflow_id: str, run_id: str, step_ids: list[str], keep: str | None
     ) -> tuple[str | None, StoredEvent | None]:
@@ -378,14 +411,16 @@ class EventStore:
         if event_id is None:
             return None
         row = await conn.fetchrow(
-            "SELECT id, type, data, received_at FROM events WHERE id = $1", event_id
+            "SELECT id, type, data, received_at, tenancy FROM events WHERE id = $1", event_id
         )
         return _event(row) if row else None
 
+    @_span
     async def get(self, event_id: str) -> StoredEvent | None:
         async with self.pool.acquire() as conn:
             return await self._event(conn, event_id)
 
+    @_span
     async def finish(self, delivery: Delivery, state: str, error: str | None = None) -> None:
         await self.pool.execute(
             "UPDATE deliveries SET state = $5, last_error = $6, attempts = attempts + 1,"
@@ -399,6 +434,7 @@ class EventStore:
             error,
         )
 
+    @_span_in_trace
     async def stale(
         self, older_than_seconds: float = REDELIVER_AFTER_SECONDS, limit: int = 100
     ) -> list[Delivery]:
@@ -413,6 +449,7 @@ class EventStore:
         )
         return [Delivery(**dict(r)) for r in rows]
 
+    @_span
     async def deliveries_of(self, event_id: str) -> list[tuple[Delivery, str]]:
         rows = await self.pool.fetch(
             f"SELECT {_DELIVERY}, state FROM deliveries WHERE event_id = $1 ORDER BY created_at",
@@ -423,6 +460,7 @@ class EventStore:
             for r in rows
         ]
 
+    @_span
     async def acquire_slot(
         self, workflow_type: str, key: str, limit: int, workflow_id: str
     ) -> bool:
@@ -433,6 +471,7 @@ class EventStore:
         async with self.pool.acquire() as conn, conn.transaction():
             return await _take_slot(conn, workflow_type, key, limit, workflow_id)
 
+    @_span
     async def release_slot(
         self, workflow_type: str, key: str, limit: int, workflow_id: str
     ) -> list[Delivery]:
@@ -476,6 +515,7 @@ class EventStore:
                 pending += granted.pending
             return pending
 
+    @_span_in_trace
     async def slots_to_check(
         self, older_than_seconds: float, limit: int = 100
     ) -> list[tuple[str, str, str]]:
@@ -496,6 +536,7 @@ class EventStore:
         )
         return [(r["workflow_type"], r["key"], r["workflow_id"]) for r in rows]
 
+    @_span
     async def slots(self, workflow_type: str, key: str) -> dict[str, list[str]]:
         """Who holds and who queues for the slots of `key`, oldest first."""
         rows = await self.pool.fetch(
@@ -509,6 +550,7 @@ class EventStore:
             out[r["state"]].append(r["workflow_id"])
         return out
 
+    @_span
     async def open_waits(self, workflow_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT step_id, event_type, match, created_at FROM waits"

@@ -105,11 +105,25 @@ async def test_start_status_result_and_cancel_against_a_dev_server(
     input_file.write_text(json.dumps({"topic": "cli works", "cool_down": "1s"}))
     async with build_worker(dev_client, worker_registry(pool), task_queue):
         code, out, err = await durable(
-            "start", "rensei/example.run", "-f", str(input_file), "--wait", env=env
+            "start",
+            "rensei/example.run",
+            "-f",
+            str(input_file),
+            "--wait",
+            "--org",
+            "acme",
+            "--project",
+            "triage",
+            env=env,
         )
         assert code == 0, err
         run_id, result = out.split("\n", 1)
         assert json.loads(result)["summary"] == "cli works -> cli: 3 letters; works: 5 letters"
+        attributes = (await dev_client.get_workflow_handle(run_id).describe()).search_attributes
+        assert attributes["DurableOrgId"] == ["acme"]
+        assert attributes["DurableProjectId"] == ["triage"]
+        code, _, err = await durable("start", "rensei/example.run", "--org", "no spaces", env=env)
+        assert code == 2 and "--org" in err
         code, out, _ = await durable("status", run_id, env=env)
         assert code == 0
         assert "status     completed" in out

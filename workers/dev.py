@@ -19,6 +19,7 @@ from workflows import registry as shipped_registry
 from .embedded import EmbeddedPostgres, EmbeddedTemporal
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
+from .telemetry import start_telemetry
 
 
 def say(message: str) -> None:
@@ -41,6 +42,10 @@ async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, st
                 db_file=data / "temporal.sqlite",
                 namespace=settings.temporal_namespace,
                 log_file=data / "temporal.log",
+                # `durable dev` serves the codec endpoint beside the API (api/codec.py).
+                ui_codec_endpoint=(
+                    f"http://127.0.0.1:{settings.api_port}/codec" if settings.codec_keys else None
+                ),
             )
             await temporal.start()
         if settings.database_url is None:
@@ -67,12 +72,13 @@ async def run_dev(
     settings: Settings,
     after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None = None,
 ) -> None:
+    telemetry = start_telemetry(settings, metrics=True)
     async with embedded_stack(settings) as (address, database_url, ui):
         pool = await create_pool(database_url)
         try:
             applied = await migrate(pool)
             say(f"database ready ({len(applied)} migration(s) applied now)")
-            client = await connect_temporal(settings)
+            client = await connect_temporal(settings, telemetry)
             await ensure_search_attributes(client, create=settings.temporal_address is None)
             worker, ingress = make_worker(client, settings, pool)
             synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
@@ -87,6 +93,10 @@ async def run_dev(
                 say(f"  Temporal         {address}  namespace={settings.temporal_namespace}")
                 say(f"  task queue       {settings.task_queue}")
                 say(f"  DATABASE_URL     {redact(database_url)}")
+                if telemetry.metrics_address is not None:
+                    say(f"  metrics          http://{telemetry.metrics_address}/metrics")
+                if telemetry.tracer_provider is not None:
+                    say(f"  traces           OTEL_TRACES_EXPORTER={settings.traces_exporter}")
                 say("")
                 say("  In another terminal:  durable start rensei/example.run --wait")
                 say("  Press Ctrl-C to stop everything started here.")
@@ -97,3 +107,4 @@ async def run_dev(
             await run_until_signalled(worker, on_ready=ready, dispatcher=ingress)
         finally:
             await pool.close()
+            telemetry.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import socket
@@ -63,6 +64,7 @@ class EmbeddedTemporal:
     Attributes:
         db_file: SQLite file that keeps runs across restarts; None keeps them in memory.
         fast_sqlite: Use FAST_SQLITE_PRAGMAS (see above) with a db file.
+        ui_codec_endpoint: The codec endpoint the UI decodes payloads with (`.../codec`).
     """
 
     port: int
@@ -71,6 +73,7 @@ class EmbeddedTemporal:
     namespace: str = "default"
     fast_sqlite: bool = True
     log_file: Path | None = None
+    ui_codec_endpoint: str | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -85,6 +88,8 @@ class EmbeddedTemporal:
         args = [_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1"]
         args += ["--port", str(self.port), "--namespace", self.namespace, "--log-level", "warn"]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
             if self.fast_sqlite:
@@ -107,6 +112,9 @@ class EmbeddedTemporal:
             stderr=out,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop it after the worker
+            # The server reads OTEL_* too: it refuses `console` and would send its own spans to
+            # our collector. Tracing settings are for this process only.
+            env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         )
         if not isinstance(out, int):
             out.close()

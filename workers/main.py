@@ -10,14 +10,16 @@ from workflows import registry as shipped_registry
 
 from .runtime import connect_temporal, make_worker, open_pool, run_until_signalled
 from .settings import Settings
+from .telemetry import start_telemetry
 
 log = logging.getLogger("durable.worker")
 
 
 async def run_worker(settings: Settings) -> None:
+    telemetry = start_telemetry(settings, metrics=True)
     pool = await open_pool(settings)
     try:
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, telemetry)
         await ensure_search_attributes(client, create=False)
         worker, ingress = make_worker(client, settings, pool)
         synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
@@ -25,6 +27,7 @@ async def run_worker(settings: Settings) -> None:
         await run_until_signalled(worker, dispatcher=ingress)
     finally:
         await pool.close()
+        telemetry.shutdown()
 
 
 async def sync(settings: Settings) -> dict[str, list[str]]:

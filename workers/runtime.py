@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -10,15 +11,24 @@ from datetime import timedelta
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities.example import NoteActivities
-from adapters.temporal import EventIngress, TemporalDurableClient, build_worker, data_converter
+from adapters.temporal import (
+    AesGcmCodec,
+    EventIngress,
+    TemporalDurableClient,
+    build_worker,
+    data_converter,
+    parse_codec_keys,
+)
 from durable import Registry
-from store import EventStore, create_pool
+from store import EventStore, StepAudit, create_pool
 from workflows import registry as shipped_registry
 
 from .settings import Settings
+from .telemetry import Telemetry, start_telemetry
 
 log = logging.getLogger("durable.worker")
 
@@ -27,11 +37,34 @@ class TemporalUnreachable(RuntimeError):
     pass
 
 
-async def connect_temporal(settings: Settings) -> Client:
+def payload_codec(settings: Settings) -> AesGcmCodec | None:
+    """The codec DURABLE_CODEC_KEYS configures; None when unset (no encryption, no cost)."""
+    if settings.codec_keys is None:
+        return None
+    return AesGcmCodec(parse_codec_keys(settings.codec_keys.get_secret_value()))
+
+
+def settings_data_converter(settings: Settings) -> DataConverter:
+    """The data converter of every client (and so every worker): with the codec if configured."""
+    codec = payload_codec(settings)
+    if codec is None:
+        return data_converter()
+    return dataclasses.replace(data_converter(), payload_codec=codec)
+
+
+async def connect_temporal(settings: Settings, telemetry: Telemetry | None = None) -> Client:
+    """A client with `telemetry`'s tracing interceptor and metrics runtime (workers inherit
+    both). Without `telemetry`, tracing as the settings ask and no metrics (a call site)."""
     address = settings.effective_temporal_address
+    if telemetry is None:
+        telemetry = start_telemetry(settings)
     try:
         return await Client.connect(
-            address, namespace=settings.temporal_namespace, data_converter=data_converter()
+            address,
+            namespace=settings.temporal_namespace,
+            data_converter=settings_data_converter(settings),
+            interceptors=telemetry.client_interceptors(),
+            runtime=telemetry.runtime,
         )
     except RuntimeError as err:
         hint = (
@@ -87,6 +120,7 @@ def make_worker(
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         events=ingress,
+        audit=StepAudit(pool) if settings.step_audit else None,
     )
     return worker, ingress
 

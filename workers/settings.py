@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.temporal import parse_codec_keys
 
 DEFAULT_TASK_QUEUE = "durable"
 
@@ -21,9 +23,16 @@ class Settings(BaseSettings):
         task_queue: DURABLE_TASK_QUEUE, the queue workers poll and runs start on.
         data_dir: DURABLE_DATA_DIR, where the embedded stack keeps its SQLite file and
             PostgreSQL cluster, so runs survive a restart.
+        traces_exporter, service_name: OTEL_TRACES_EXPORTER and OTEL_SERVICE_NAME (see
+            `workers.telemetry`).
+        metrics_port, metrics_host: DURABLE_METRICS_PORT and DURABLE_METRICS_HOST, where a
+            worker serves Temporal's metrics for Prometheus.
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a bad value must not print secrets (keys, URLs) into the log.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     temporal_address: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
@@ -38,6 +47,36 @@ class Settings(BaseSettings):
         default=30.0, alias="DURABLE_GRACEFUL_SHUTDOWN_SECONDS"
     )
     log_format: str = Field(default="json", alias="DURABLE_LOG_FORMAT")
+    # Write a step_executions row per step attempt (one commit each) before it reports.
+    step_audit: bool = Field(default=True, alias="DURABLE_STEP_AUDIT")
+    # Standard OpenTelemetry variables: none | console | otlp (comma-separated for several);
+    # the OTLP exporter reads OTEL_EXPORTER_OTLP_* itself.
+    traces_exporter: str = Field(default="none", alias="OTEL_TRACES_EXPORTER")
+    service_name: str = Field(default="durable", alias="OTEL_SERVICE_NAME")
+    otel_sdk_disabled: bool = Field(default=False, alias="OTEL_SDK_DISABLED")
+    # Temporal's worker metrics for Prometheus at http://{host}:{port}/metrics; unset: off.
+    metrics_port: int | None = Field(default=None, alias="DURABLE_METRICS_PORT")
+    metrics_host: str = Field(default="127.0.0.1", alias="DURABLE_METRICS_HOST")
+
+    # Payload encryption: "id:<base64 32 bytes>,..."; the first key encrypts, all decrypt.
+    codec_keys: SecretStr | None = Field(default=None, alias="DURABLE_CODEC_KEYS")
+    # The codec endpoint (/codec/encode, /codec/decode): bearer token, and the UI origins
+    # allowed to call it (comma-separated; unset: the embedded UI on ui_port).
+    codec_token: SecretStr | None = Field(default=None, alias="DURABLE_CODEC_TOKEN")
+    codec_cors_origins: str | None = Field(default=None, alias="DURABLE_CODEC_CORS_ORIGINS")
+
+    @field_validator("codec_keys")
+    @classmethod
+    def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_codec_keys(value.get_secret_value())  # fail at startup, not at first payload
+        return value
+
+    @property
+    def codec_origins(self) -> list[str]:
+        if self.codec_cors_origins is not None:
+            return [o.strip() for o in self.codec_cors_origins.split(",") if o.strip()]
+        return [f"http://127.0.0.1:{self.ui_port}", f"http://localhost:{self.ui_port}"]
 
     @property
     def effective_temporal_address(self) -> str:

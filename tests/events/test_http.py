@@ -22,9 +22,14 @@ from .test_events import until_waiting
 from .workflows import REGISTRY
 
 
-def call(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+def call(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
-        url, data=body, method=method, headers={"content-type": "application/json"}
+        url,
+        data=body,
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

@@ -443,12 +443,16 @@ async def test_a_run_reaching_its_wait_during_a_long_outage_resumes_when_postgre
         client = TemporalDurableClient(dev_client, REGISTRY, task_queue, events=ingress)
         async with build_worker(dev_client, REGISTRY, task_queue, events=ingress):
             await postgres.crash()
-            handle = await client.start("tests/review.run", {"request_id": request, "rounds": 1})
-            # Longer than five attempts with backoff (about 15 s) would have lasted.
-            await asyncio.sleep(20)
-            desc = await handle.describe()
+            try:
+                handle = await client.start(
+                    "tests/review.run", {"request_id": request, "rounds": 1}
+                )
+                # Longer than five attempts with backoff (about 15 s) would have lasted.
+                await asyncio.sleep(20)
+                desc = await handle.describe()
+            finally:  # the worker cannot stop while a wait's store call still retries
+                await postgres.start_again()
             assert desc.status is durable.RunStatus.WAITING, desc
-            await postgres.start_again()
 
             async def registered() -> bool:
                 with contextlib.suppress(*RETRYABLE):

@@ -1,6 +1,16 @@
 """The host side of the Temporal adapter: shared with the sandbox, never re-imported per run."""
 
 from ._client import TemporalDurableClient, TemporalRunHandle
+from ._codec import (
+    AesGcmCodec,
+    CodecKey,
+    CodecKeyError,
+    MalformedCodecRequest,
+    PayloadDecryptionError,
+    UnknownEncryptionKey,
+    codec_json,
+    parse_codec_keys,
+)
 from ._converter import data_converter
 from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
@@ -16,6 +26,14 @@ from ._worker import (
 )
 
 __all__ = [
+    "AesGcmCodec",
+    "CodecKey",
+    "CodecKeyError",
+    "MalformedCodecRequest",
+    "PayloadDecryptionError",
+    "UnknownEncryptionKey",
+    "codec_json",
+    "parse_codec_keys",
     "DESCRIBE_QUERY",
     "EVENT_SIGNAL",
     "SANDBOX_PASSTHROUGH",

@@ -16,6 +16,8 @@ from temporalio.exceptions import ApplicationError
 from durable import Activity, ActivityContext, NonRetryableError, StepInfo
 from durable._activity_context import reset_activity_context, set_activity_context
 
+from ._interceptor import current_tenancy
+
 # A step's own code may stay silent; this loop proves it alive and picks up cancellation.
 HEARTBEAT_EVERY = timedelta(seconds=1)
 
@@ -28,6 +30,7 @@ class _TemporalActivityContext(ActivityContext):
             workflow=info.workflow_type or "",
             step_id=info.activity_id,
             attempt=info.attempt,
+            tenancy=current_tenancy.get(),
         )
         self._details: tuple[Any, ...] = ()
 

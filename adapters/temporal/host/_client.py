@@ -35,6 +35,7 @@ from durable import (
     RunCancelled,
     RunDescription,
     RunStatus,
+    Tenancy,
     UnknownRun,
     WorkflowFailed,
 )
@@ -46,6 +47,7 @@ from ._progress import (
     STATUS_ATTRIBUTE,
     STEP_ATTRIBUTE,
     RunProgress,
+    start_details,
     start_options,
 )
 
@@ -61,6 +63,19 @@ _CLOSED = {
 }
 # A query needs a worker; if none answers this fast, describe falls back to search attributes.
 QUERY_TIMEOUT = timedelta(seconds=3)
+
+
+def status_of(attribute: str | None) -> RunStatus:
+    """The run status a DurableStatus search attribute stands for (it says what a run waits
+    for: `waiting-for-event`, `waiting-for-child`, ...)."""
+    if not attribute:
+        return RunStatus.RUNNING
+    if attribute.startswith("waiting"):
+        return RunStatus.WAITING
+    try:
+        return RunStatus(attribute)
+    except ValueError:
+        return RunStatus.RUNNING
 
 
 def _failure_message(err: BaseException) -> tuple[str, str]:
@@ -150,7 +165,7 @@ class TemporalRunHandle(Generic[Out]):
                 attrs = raw.typed_search_attributes
                 step = attrs.get(STEP_ATTRIBUTE)
                 progress = RunProgress(
-                    status=RunStatus(attrs.get(STATUS_ATTRIBUTE) or RunStatus.RUNNING.value),
+                    status=status_of(attrs.get(STATUS_ATTRIBUTE)),
                     current_steps=[step] if step else [],
                     waiting_on="(no worker answered; showing the last recorded state)",
                 )
@@ -202,7 +217,7 @@ class TemporalDurableClient:
         self.registry = registry
         self.task_queue = task_queue
         self._eager_start = eager_start
-        self._memo, self._search_attributes = start_options(search_attributes)
+        self._search_attributes_on = search_attributes
 
     @overload
     async def start(
@@ -210,11 +225,18 @@ class TemporalDurableClient:
         workflow: DurableWorkflow[Any, Out],
         input: BaseModel | dict[str, Any],
         id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> TemporalRunHandle[Out]: ...
 
     @overload
     async def start(
-        self, workflow: str, input: BaseModel | dict[str, Any], id: str | None = None
+        self,
+        workflow: str,
+        input: BaseModel | dict[str, Any],
+        id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> TemporalRunHandle[Any]: ...
 
     async def start(
@@ -222,10 +244,13 @@ class TemporalDurableClient:
         workflow: DurableWorkflow[Any, Any] | str,
         input: BaseModel | dict[str, Any],
         id: str | None = None,
+        *,
+        tenancy: Tenancy | None = None,
     ) -> TemporalRunHandle[Any]:
         wf = self.registry.workflow(workflow if isinstance(workflow, str) else workflow.id)
         arg = coerce_input(wf.input_type, input, f"workflow {wf.id!r}")
         run_id = id or f"{wf.id}-{uuid.uuid4()}"
+        memo, search_attributes = start_options(self._search_attributes_on, tenancy)
         try:
             handle = await self.temporal.start_workflow(
                 wf.id,
@@ -235,9 +260,10 @@ class TemporalDurableClient:
                 result_type=wf.output_type,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 static_summary=f"{wf.id}" + (f": {wf.description}" if wf.description else ""),
+                static_details=start_details(tenancy, "manual"),
                 request_eager_start=self._eager_start,
-                memo=self._memo,
-                search_attributes=self._search_attributes,
+                memo=memo,
+                search_attributes=search_attributes,
             )
         except WorkflowAlreadyStartedError:
             raise RunAlreadyStarted(run_id) from None

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
+from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -33,12 +34,14 @@ from durable import (
     RunStatus,
     StepFailed,
     Steps,
+    Tenancy,
     WorkflowCancelled,
     WorkflowContext,
     parse_duration,
 )
 from durable._events import Event, On, event_type_name, merge, nest, path_exists, value_at
 from durable._limits import SLOT_GRANTED
+from durable._tenancy import NO_TENANCY
 
 from ._event_activities import (
     CloseWait,
@@ -61,7 +64,11 @@ from ._progress import (
     STARTED_MEMO,
     STATUS_ATTRIBUTE,
     STEP_ATTRIBUTE,
+    TENANCY_MEMO,
+    WAITING_ON_ATTRIBUTE,
     RunProgress,
+    start_details,
+    start_options,
 )
 from ._retry import to_temporal
 
@@ -91,34 +98,59 @@ def coerce_input(model: type[In], value: Any, what: str) -> In:
 
 class _Progress:
     """Tracks status and running steps. Mirrors them into search attributes, but only when the
-    status changes: DurableStep names the step a run sleeps or waits in, and stays empty while
-    steps run (the UI shows running activities), so an ordinary step adds no history event."""
+    status changes: DurableStatus says running, sleeping or waiting-for-event (-child, -slot),
+    DurableStep names the step a run sleeps or waits in and DurableWaitingOn what it waits for
+    (an event type, a child workflow), both empty while steps run (the UI shows running
+    activities), so an ordinary step adds no history event."""
 
     def __init__(self, search_attributes: bool) -> None:
         self.state = RunProgress()
         self.search_attributes = search_attributes
+        self._kind: str | None = None  # the detailed status while waiting
+        self._waiting_for = ""
         # What the run was started with (our client starts runs as "running"): no upsert needed.
         started = workflow.info().typed_search_attributes
-        self._published = (started.get(STATUS_ATTRIBUTE) or "", started.get(STEP_ATTRIBUTE) or "")
+        self._published = (
+            started.get(STATUS_ATTRIBUTE) or "",
+            started.get(STEP_ATTRIBUTE) or "",
+            started.get(WAITING_ON_ATTRIBUTE) or "",
+        )
 
     def _publish(self) -> None:
         state = self.state
         step = state.current_steps[-1] if state.current_steps else ""
         details = state.waiting_on or (f"running {', '.join(state.current_steps)}" if step else "")
         workflow.set_current_details(details)
-        current = (state.status.value, "" if state.status is RunStatus.RUNNING else step)
+        running = state.status is RunStatus.RUNNING
+        current = (
+            state.status.value if running else (self._kind or state.status.value),
+            "" if running else step,
+            "" if running else self._waiting_for,
+        )
         if self.search_attributes and current != self._published:
             self._published = current
             workflow.upsert_search_attributes(
-                [STATUS_ATTRIBUTE.value_set(current[0]), STEP_ATTRIBUTE.value_set(current[1])]
+                [
+                    STATUS_ATTRIBUTE.value_set(current[0]),
+                    STEP_ATTRIBUTE.value_set(current[1]),
+                    WAITING_ON_ATTRIBUTE.value_set(current[2]),
+                ]
             )
 
     async def track(
-        self, step_id: str, status: RunStatus, waiting_on: str | None, body: Awaitable[T]
+        self,
+        step_id: str,
+        status: RunStatus,
+        waiting_on: str | None,
+        body: Awaitable[T],
+        *,
+        kind: str | None = None,
+        waiting_for: str = "",
     ) -> T:
         state = self.state
         state.current_steps.append(step_id)
         state.status, state.waiting_on = status, waiting_on
+        self._kind, self._waiting_for = kind, waiting_for
         self._publish()
         try:
             result = await body
@@ -128,6 +160,7 @@ class _Progress:
             state.current_steps.remove(step_id)
             if not state.current_steps:
                 state.status, state.waiting_on = RunStatus.RUNNING, None
+                self._kind, self._waiting_for = None, ""
             self._publish()
 
 
@@ -171,6 +204,11 @@ class TemporalSteps(Steps):
         # When the run began: its first execution's start, across continue-as-new. Waits
         # count events received since then.
         self.started_at: datetime = workflow.info().start_time
+        self.tenancy: Tenancy = NO_TENANCY  # set by the context from the memo
+
+    def _child_options(self) -> tuple[dict[str, Any], TypedSearchAttributes]:
+        """A child run inherits the tenancy; its trigger reads `invoke`."""
+        return start_options(self._progress.search_attributes, self.tenancy, "invoke")
 
     async def _guard(
         self, step_id: str, policy: RetryPolicy, call: Callable[[], Awaitable[T]]
@@ -308,6 +346,8 @@ class TemporalSteps(Steps):
             RunStatus.WAITING,
             f"waiting in {step_id!r} for {name} matching {doc or 'anything'}",
             self._guard(step_id, DEFAULT_RETRY, wait),
+            kind="waiting-for-event",
+            waiting_for=name,
         )
 
     async def _wait_for(
@@ -327,7 +367,11 @@ class TemporalSteps(Steps):
         if claimed.event is not None:
             return claimed.event
         try:
-            await workflow.wait_condition(lambda: step_id in self._inbox, timeout=limit)
+            await workflow.wait_condition(
+                lambda: step_id in self._inbox,
+                timeout=limit,
+                timeout_summary=f"{step_id}: timeout" if limit else None,
+            )
             return self._inbox[step_id]
         except builtins.TimeoutError:  # (temporalio.exceptions.TimeoutError is another)
             # An event may have resolved the wait just now: then it is ours.
@@ -357,6 +401,8 @@ class TemporalSteps(Steps):
             self._guard(
                 step_id, DEFAULT_RETRY, lambda: self._wait_for(step_id, SLOT_GRANTED, doc, None)
             ),
+            kind="waiting-for-slot",
+            waiting_for=f"{workflow_type}:{key}",
         )
 
     async def release_slot(self, workflow_type: str, key: str, limit: int) -> None:
@@ -405,7 +451,9 @@ class TemporalSteps(Steps):
             if keep is None:
                 with contextlib.suppress(builtins.TimeoutError):
                     await workflow.wait_condition(
-                        lambda: any(s in self._inbox for s in subs), timeout=limit
+                        lambda: any(s in self._inbox for s in subs),
+                        timeout=limit,
+                        timeout_summary=f"{step_id}: timeout",
                     )
                 keep = next((s for s in self._inbox if s in subs), None)
             settled = await self._bookkeeping(
@@ -426,11 +474,16 @@ class TemporalSteps(Steps):
             RunStatus.WAITING,
             f"waiting in {step_id!r} for the first of {', '.join(names)}",
             self._guard(step_id, DEFAULT_RETRY, wait),
+            kind="waiting-for-event",
+            waiting_for=",".join(names),
         )
 
     async def send_event(self, step_id: str, event: Event[Any]) -> str:
         info = workflow.info()
-        sent = event.model_copy(update={"id": f"{info.workflow_id}/{info.run_id}/{step_id}"})
+        update: dict[str, Any] = {"id": f"{info.workflow_id}/{info.run_id}/{step_id}"}
+        if event.tenancy is None and self.tenancy != NO_TENANCY:
+            update["tenancy"] = self.tenancy  # an event from a run belongs to its org
+        sent = event.model_copy(update=update)
         result = await self.run(
             step_id, send_event, SendEvent(type=event.type, event=sent.model_dump(mode="json"))
         )
@@ -449,6 +502,8 @@ class TemporalSteps(Steps):
         info = workflow.info()
         child_id = f"{info.workflow_id}:{info.run_id}:{step_id}"
 
+        memo, search_attributes = self._child_options()
+
         async def call() -> Out:
             result: Out = await workflow.execute_child_workflow(
                 workflow_def.id,
@@ -458,7 +513,9 @@ class TemporalSteps(Steps):
                 task_queue=info.task_queue,
                 execution_timeout=parse_duration(timeout) if timeout is not None else None,
                 static_summary=step_id,
-                memo={SEARCH_ATTRIBUTES_MEMO: self._progress.search_attributes},
+                static_details=start_details(self.tenancy, f"invoke from {info.workflow_id}"),
+                memo=memo,
+                search_attributes=search_attributes,
             )
             return result
 
@@ -467,6 +524,8 @@ class TemporalSteps(Steps):
             RunStatus.WAITING,
             f"waiting for child run {child_id} ({workflow_def.id})",
             self._guard(step_id, DEFAULT_RETRY, call),
+            kind="waiting-for-child",
+            waiting_for=workflow_def.id,
         )
 
 
@@ -494,6 +553,13 @@ class TemporalContext(WorkflowContext):
         started = workflow.memo_value(STARTED_MEMO, None, type_hint=str)
         if started:
             self.step.started_at = datetime.fromisoformat(started)
+        scope = workflow.memo_value(TENANCY_MEMO, None, type_hint=dict)
+        if scope:
+            self.step.tenancy = Tenancy.model_validate(scope)
+
+    @property
+    def tenancy(self) -> Tenancy:
+        return self.step.tenancy
 
     def continue_as_new(self, input: BaseModel | dict[str, Any]) -> NoReturn:
         arg = coerce_input(
@@ -504,6 +570,7 @@ class TemporalContext(WorkflowContext):
             memo={
                 SEARCH_ATTRIBUTES_MEMO: self.progress.search_attributes,
                 STARTED_MEMO: self.step.started_at.isoformat(),
+                TENANCY_MEMO: self.step.tenancy.model_dump(),
             },
         )
 

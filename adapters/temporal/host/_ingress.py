@@ -28,7 +28,7 @@ from store import (
     describe_connection_error,
 )
 
-from ._progress import start_options
+from ._progress import start_details, start_options
 
 log = logging.getLogger("durable.events")
 
@@ -62,7 +62,7 @@ class EventIngress:
         *,
         search_attributes: bool = True,
     ) -> None:
-        self._memo, self._search_attributes = start_options(search_attributes)
+        self._search_attributes_on = search_attributes
         self.client = client
         self.store = store
         self.registry = registry
@@ -90,7 +90,11 @@ class EventIngress:
         check_size(event)
         try:
             ingested = await self.store.ingest(
-                event.id, event.type, event.data.model_dump(mode="json"), self._triggered(event)
+                event.id,
+                event.type,
+                event.data.model_dump(mode="json"),
+                self._triggered(event),
+                tenancy=event.tenancy,
             )
         except CONNECTION_ERRORS as err:
             reason = describe_connection_error(err)
@@ -142,6 +146,9 @@ class EventIngress:
     async def _deliver(self, delivery: Delivery, stored: StoredEvent) -> str:
         if delivery.kind == "start":
             workflow = self.registry.workflow(delivery.workflow_type)
+            memo, search_attributes = start_options(
+                self._search_attributes_on, stored.tenancy, f"event:{stored.type}"
+            )
             with contextlib.suppress(WorkflowAlreadyStartedError):  # a redelivery
                 await self.client.start_workflow(
                     workflow.id,
@@ -156,8 +163,11 @@ class EventIngress:
                         else None
                     ),
                     static_summary=f"{workflow.id}, started by event {stored.type} {stored.id}",
-                    memo=self._memo,
-                    search_attributes=self._search_attributes,
+                    static_details=start_details(
+                        stored.tenancy, f"event:{stored.type} (id {stored.id})"
+                    ),
+                    memo=memo,
+                    search_attributes=search_attributes,
                 )
             return "delivered"
         handle = self.client.get_workflow_handle(delivery.workflow_id)

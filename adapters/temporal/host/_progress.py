@@ -3,25 +3,43 @@ search attributes and the UI's current details."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from durable import RunStatus
+from durable import RunStatus, Tenancy
+from durable._tenancy import NO_TENANCY
 
 DESCRIBE_QUERY = "durable.describe"
 
-# Registered on the dev server at start; on a real cluster run (see README):
-#   temporal operator search-attribute create --name DurableStatus --type Keyword
-#   temporal operator search-attribute create --name DurableStep --type Keyword
+# Registered on the dev server at start; on a real cluster the operator registers them, as
+# Keyword attributes (see README):
+#   temporal operator search-attribute create --name DurableStatus --type Keyword  (and so on)
 STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableStatus")
 STEP_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableStep")
-SEARCH_ATTRIBUTES = (STATUS_ATTRIBUTE, STEP_ATTRIBUTE)
+WAITING_ON_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableWaitingOn")
+ORG_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableOrgId")
+WORKSPACE_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableWorkspaceId")
+PROJECT_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableProjectId")
+TRIGGER_ATTRIBUTE = SearchAttributeKey.for_keyword("DurableTrigger")
+SEARCH_ATTRIBUTES = (
+    STATUS_ATTRIBUTE,
+    STEP_ATTRIBUTE,
+    WAITING_ON_ATTRIBUTE,
+    ORG_ATTRIBUTE,
+    WORKSPACE_ATTRIBUTE,
+    PROJECT_ATTRIBUTE,
+    TRIGGER_ATTRIBUTE,
+)
 # Memo key that turns search-attribute upserts off for one run (and its children), for servers
 # without custom search attributes such as the time-skipping test server. Fixed at start, so
 # replay takes the same path.
 SEARCH_ATTRIBUTES_MEMO = "durable.search-attributes"
 # The first execution's start (ISO 8601), carried across continue-as-new.
 STARTED_MEMO = "durable.started-at"
+# The run's Tenancy (org, workspace, project), set at start, inherited by children.
+TENANCY_MEMO = "durable.tenancy"
 
 
 class RunProgress(BaseModel):
@@ -33,10 +51,43 @@ class RunProgress(BaseModel):
     completed_steps: int = 0
 
 
-def start_options(search_attributes: bool) -> tuple[dict[str, bool], TypedSearchAttributes]:
-    """Memo and search attributes for starting a run: it begins "running", or, where the server
-    has no custom search attributes, with upserts turned off for the whole run."""
-    if search_attributes:
-        running = SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)
-        return {}, TypedSearchAttributes([running])
-    return {SEARCH_ATTRIBUTES_MEMO: False}, TypedSearchAttributes.empty
+def start_options(
+    search_attributes: bool, tenancy: Tenancy | None = None, trigger: str = "manual"
+) -> tuple[dict[str, Any], TypedSearchAttributes]:
+    """Memo and search attributes for starting a run: it begins "running", with its tenancy
+    and trigger filterable in the UI; or, where the server has no custom search attributes,
+    with upserts turned off for the whole run. The memo carries the tenancy either way."""
+    memo: dict[str, Any] = {}
+    if tenancy is not None and tenancy != NO_TENANCY:
+        memo[TENANCY_MEMO] = tenancy.model_dump()
+    if not search_attributes:
+        memo[SEARCH_ATTRIBUTES_MEMO] = False
+        return memo, TypedSearchAttributes.empty
+    scope = tenancy or NO_TENANCY
+    pairs = [
+        SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value),
+        SearchAttributePair(TRIGGER_ATTRIBUTE, trigger),
+    ]
+    for key, value in (
+        (ORG_ATTRIBUTE, scope.org_id),
+        (WORKSPACE_ATTRIBUTE, scope.workspace_id),
+        (PROJECT_ATTRIBUTE, scope.project_id),
+    ):
+        if value:
+            pairs.append(SearchAttributePair(key, value))
+    return memo, TypedSearchAttributes(pairs)
+
+
+def start_details(tenancy: Tenancy | None, trigger: str) -> str:
+    """The static details a run shows in the UI: who it runs for and what started it."""
+    scope = tenancy or NO_TENANCY
+    parts = [
+        f"{label}: {value}"
+        for label, value in (
+            ("org", scope.org_id),
+            ("workspace", scope.workspace_id),
+            ("project", scope.project_id),
+        )
+        if value
+    ]
+    return "\n".join([f"trigger: {trigger}", *parts])

@@ -11,6 +11,7 @@ from temporalio.worker import Replayer
 from durable import Registry
 
 from ._converter import data_converter
+from ._interceptor import DurableInterceptor
 from ._worker import sandbox_runner, workflow_class
 
 
@@ -26,6 +27,7 @@ async def replay(
         workflows=[workflow_class(wf) for wf in registry.workflows],
         data_converter=data_converter(),
         workflow_runner=sandbox_runner(extra_passthrough),
+        interceptors=[DurableInterceptor()],
     )
     for history in histories:
         await replayer.replay_workflow(history)

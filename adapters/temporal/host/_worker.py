@@ -19,10 +19,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from durable import DurableWorkflow, Registry
+from store import StepAudit
 
 from ._activities import temporal_activity
 from ._event_activities import EventActivities
 from ._ingress import EventIngress
+from ._interceptor import DurableInterceptor
 from ._progress import SEARCH_ATTRIBUTES
 from ._workflow_class import GENERATED_MODULE, class_name
 
@@ -64,11 +66,13 @@ def build_worker(
     extra_passthrough: Sequence[str] = (),
     identity: str | None = None,
     events: EventIngress | None = None,
+    audit: StepAudit | None = None,
 ) -> Worker:
     """A worker for every workflow and implemented activity in `registry` on `task_queue`.
 
     On shutdown, running activities get `graceful_shutdown_timeout` to finish before they are
     cancelled. With `events`, it also runs the steps behind `wait_for_event` and `send_event`.
+    With `audit`, every step attempt is written to the step audit before it reports.
     """
     if events is not None:
         registry = registry.merged(Registry())
@@ -87,6 +91,7 @@ def build_worker(
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
         identity=identity,
+        interceptors=[DurableInterceptor(audit)],
     )
 
 

@@ -1,0 +1,126 @@
+"""The codec endpoint for the Temporal UI and CLI: `POST /codec/encode` and `POST /codec/decode`
+(Temporal's codec-server protocol), so an operator sees decoded payloads while the history on
+the server holds only ciphertext.
+
+The UI calls it from the browser, cross-origin: preflights from the configured origins are
+answered, and a request from any other origin is refused. With a token configured, every
+request needs `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.temporal import (
+    AesGcmCodec,
+    MalformedCodecRequest,
+    PayloadDecryptionError,
+    codec_json,
+)
+from workers.runtime import payload_codec
+from workers.settings import Settings
+
+PREFIX = "/codec"
+DEFAULT_ORIGINS = ("http://127.0.0.1:8233", "http://localhost:8233")
+# The headers the UI sends (and `temporal --codec-auth` adds).
+ALLOWED_HEADERS = "content-type, x-namespace, authorization"
+# The UI decodes a page of history events per request; payloads are at most 2 MiB each.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def codec_routes(
+    codec: AesGcmCodec,
+    *,
+    token: str | None = None,
+    origins: Sequence[str] = DEFAULT_ORIGINS,
+) -> list[Route]:
+    """Routes for `/codec/encode` and `/codec/decode` that run `codec`.
+
+    Args:
+        codec: The payload codec workers and clients use.
+        token: When given, requests need `Authorization: Bearer <token>` (else 401).
+        origins: Browser origins allowed to call the endpoint; `*` allows any.
+    """
+    allowed = set(origins)
+    expected = token.encode() if token else None
+
+    def cors(request: Request) -> dict[str, str]:
+        origin = request.headers.get("origin")
+        if origin is None or not ("*" in allowed or origin in allowed):
+            return {}
+        return {
+            "access-control-allow-origin": origin,
+            "access-control-allow-credentials": "true",
+            "vary": "Origin",
+        }
+
+    def refuse(request: Request, status: int, message: str) -> JSONResponse:
+        headers = cors(request)
+        if status == 401:
+            headers["www-authenticate"] = "Bearer"
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    def authorised(request: Request) -> bool:
+        if expected is None:
+            return True
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip().encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, expected)
+
+    async def preflight(request: Request) -> Response:
+        headers = cors(request)
+        if not headers:
+            origin = request.headers.get("origin")
+            return refuse(
+                request,
+                403,
+                f"origin {origin!r} may not call the codec endpoint; allowed: "
+                f"{', '.join(sorted(allowed))} (set DURABLE_CODEC_CORS_ORIGINS)",
+            )
+        headers |= {
+            "access-control-allow-methods": "POST, OPTIONS",
+            "access-control-allow-headers": ALLOWED_HEADERS,
+            "access-control-max-age": "600",
+        }
+        return Response(status_code=204, headers=headers)
+
+    def endpoint(direction: Literal["encode", "decode"]) -> Route:
+        async def handle(request: Request) -> Response:
+            if request.method == "OPTIONS":
+                return await preflight(request)
+            origin = request.headers.get("origin")
+            if origin is not None and not cors(request):
+                return refuse(request, 403, f"origin {origin!r} may not call the codec endpoint")
+            if not authorised(request):
+                return refuse(request, 401, "missing or wrong 'Authorization: Bearer <token>'")
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return refuse(request, 413, f"body is over {MAX_BODY_BYTES} bytes")
+            try:
+                answer = await codec_json(codec, bytes(body), direction)
+            except MalformedCodecRequest as err:
+                return refuse(request, 400, str(err))
+            except PayloadDecryptionError as err:
+                return refuse(request, 422, f"cannot decode: {err}")
+            return JSONResponse(answer, headers=cors(request))
+
+        return Route(f"{PREFIX}/{direction}", handle, methods=["POST", "OPTIONS"])
+
+    return [endpoint("encode"), endpoint("decode")]
+
+
+def codec_routes_for(settings: Settings) -> list[Route]:
+    """The codec endpoint's routes when DURABLE_CODEC_KEYS is set; none otherwise."""
+    codec = payload_codec(settings)
+    if codec is None:
+        return []
+    token = settings.codec_token.get_secret_value() if settings.codec_token else None
+    return codec_routes(codec, token=token, origins=settings.codec_origins)
