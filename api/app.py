@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,6 +31,8 @@ from store import (
     StepAudit,
     describe_connection_error,
 )
+
+from .webhooks import linear_webhook_routes
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
@@ -68,6 +71,7 @@ def create_app(
     store: EventStore,
     *,
     codec_routes: Sequence[BaseRoute] = (),  # api.codec.codec_routes_for(settings)
+    linear_webhook_secrets: Sequence[SecretStr] = (),  # settings.linear_webhook_secret_list()
 ) -> Starlette:
     async def post_event(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
@@ -146,5 +150,6 @@ def create_app(
             Route("/events/{event_id:path}", get_event, methods=["GET"]),
             Route("/runs/{run_id:path}/steps", get_steps, methods=["GET"]),
             *codec_routes,
+            *linear_webhook_routes(client, linear_webhook_secrets),
         ]
     )

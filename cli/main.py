@@ -181,7 +181,13 @@ def dev(
         from workflows import registry
 
         codec = codec_routes_for(settings)
-        http_app = create_app(client, registry(), store, codec_routes=codec)
+        http_app = create_app(
+            client,
+            registry(),
+            store,
+            codec_routes=codec,
+            linear_webhook_secrets=settings.linear_webhook_secret_list(),
+        )
         api = ApiServer(http_app, settings.api_port)
         await api.start()
         say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")

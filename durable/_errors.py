@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class DurableError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -69,6 +71,16 @@ class NonRetryableError(DurableError):
 
     def __init__(self, message: str, *, kind: str | None = None) -> None:
         self.kind = kind or type(self).__name__
+        super().__init__(message)
+
+
+class RetryAfter(DurableError):
+    """Raise from an activity when the other side said when to come back (a rate limit's
+    reset): the step is retried after `delay`, not after its policy's next interval. It still
+    counts as an attempt."""
+
+    def __init__(self, message: str, delay: timedelta) -> None:
+        self.delay = max(delay, timedelta(0))
         super().__init__(message)
 
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # allowed to call it (comma-separated; unset: the embedded UI on ui_port).
     codec_token: SecretStr | None = Field(default=None, alias="DURABLE_CODEC_TOKEN")
     codec_cors_origins: str | None = Field(default=None, alias="DURABLE_CODEC_CORS_ORIGINS")
+    # Signing secrets of the Linear webhook (POST /webhooks/linear), comma-separated: the
+    # current one first, the previous one beside it while a rotation is under way. Unset: the
+    # endpoint answers 503 "not configured".
+    linear_webhook_secrets: SecretStr | None = Field(default=None, alias="LINEAR_WEBHOOK_SECRETS")
 
     @field_validator("codec_keys")
     @classmethod
@@ -71,6 +75,13 @@ class Settings(BaseSettings):
         if value is not None:
             parse_codec_keys(value.get_secret_value())  # fail at startup, not at first payload
         return value
+
+    def linear_webhook_secret_list(self) -> list[SecretStr]:
+        """The Linear webhook's signing secrets, current first; empty when unset (or blank)."""
+        if self.linear_webhook_secrets is None:
+            return []
+        raw = self.linear_webhook_secrets.get_secret_value()
+        return [SecretStr(s.strip()) for s in raw.split(",") if s.strip()]
 
     @property
     def codec_origins(self) -> list[str]:

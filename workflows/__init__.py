@@ -4,13 +4,16 @@ from durable import Registry
 
 from .events import ApprovalResolved
 from .example import example, summarise
+from .linear_events import LINEAR_EVENTS
 
 
 def registry() -> Registry:
     """Every shipped workflow and the activities that need no injected client."""
     from activities.example import compose, plan, research
 
-    return Registry([example, summarise], [plan, research, compose], [ApprovalResolved])
+    return Registry(
+        [example, summarise], [plan, research, compose], [ApprovalResolved, *LINEAR_EVENTS]
+    )
 
 
 __all__ = ["registry"]

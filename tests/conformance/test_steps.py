@@ -12,7 +12,7 @@ import durable
 from durable import RunStatus
 
 from .conftest import Provider
-from .workflows import CALLS, EVENTS, REGISTRY, Key, Outcome
+from .workflows import ATTEMPT_TIMES, CALLS, EVENTS, REGISTRY, Key, Outcome
 
 
 def key() -> str:
@@ -73,6 +73,18 @@ async def test_non_retryable_business_error_fails_the_step_at_once(provider: Pro
     assert (out.step_id, out.attempts) == ("submit", 1)
     assert out.cause == "rejected: boom"
     assert CALLS[(k, "business-error")] == 1
+
+
+async def test_a_step_told_when_to_retry_waits_that_long(provider: Provider) -> None:
+    k = key()
+    async with provider.running(REGISTRY) as client:
+        out = await (
+            await client.start("conformance/retry-after.run", Key(key=k, seconds=2))
+        ).result()
+    assert out.attempts == 2
+    first, second = ATTEMPT_TIMES[k]
+    # The policy alone would have retried after 50 ms.
+    assert second - first >= 1.9, "the retry waited for the time the step was given"
 
 
 async def test_long_sleeps_are_durable_timers(skipping_provider: Provider) -> None:

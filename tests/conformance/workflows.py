@@ -7,6 +7,7 @@ times a side effect really happened. Workflows never touch `CALLS`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -90,6 +91,22 @@ async def cleanup(input: Key) -> Count:
     return Count(calls=_record(input.key, "cleanup"))
 
 
+ATTEMPT_TIMES: dict[str, list[float]] = {}
+
+
+@durable.activity(
+    "conformance.told-to-wait", retry=durable.RetryPolicy(max_attempts=3, initial_interval="50ms")
+)
+async def told_to_wait(input: Key) -> Count:
+    """The first attempt is told to come back after `seconds` (a rate limit's reset)."""
+    times = ATTEMPT_TIMES.setdefault(input.key, [])
+    times.append(time.monotonic())
+    attempt = durable.activity_context().info.attempt
+    if attempt == 1:
+        raise durable.RetryAfter("rate limited", timedelta(seconds=input.seconds))
+    return Count(calls=len(times), attempt=attempt)
+
+
 # --- workflows -------------------------------------------------------------------------------
 
 
@@ -122,6 +139,12 @@ async def catch_failure(ctx: durable.WorkflowContext, input: Key) -> Outcome:
     except durable.StepFailed as failed:
         return Outcome(step_id=failed.step_id, attempts=failed.attempts, cause=failed.cause)
     return Outcome()
+
+
+@durable.workflow("conformance/retry-after.run")
+async def retry_after(ctx: durable.WorkflowContext, input: Key) -> Outcome:
+    done = await ctx.step.run("call", told_to_wait, input)
+    return Outcome(values=[done.calls], attempts=done.attempt)
 
 
 @durable.workflow("conformance/uncaught-failure.run")
@@ -250,6 +273,7 @@ WORKFLOWS: list[durable.DurableWorkflow[Any, Any]] = [
     cancellable,
     bad_duration,
     patched,
+    retry_after,
 ]
 ACTIVITIES: list[durable.Activity[Any, Any]] = [
     effect,
@@ -258,5 +282,6 @@ ACTIVITIES: list[durable.Activity[Any, Any]] = [
     gather_point,
     long_step,
     cleanup,
+    told_to_wait,
 ]
 REGISTRY = durable.Registry(WORKFLOWS, ACTIVITIES)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from durable import Activity, ActivityContext, NonRetryableError, StepInfo
+from durable import Activity, ActivityContext, NonRetryableError, RetryAfter, StepInfo
 from durable._activity_context import reset_activity_context, set_activity_context
 
 from ._interceptor import current_tenancy
@@ -58,6 +58,10 @@ async def _heartbeat_forever(ctx: _TemporalActivityContext) -> None:
 def _failure(err: BaseException, attempt: int) -> ApplicationError:
     if isinstance(err, NonRetryableError):
         return ApplicationError(str(err), {"attempt": attempt}, type=err.kind, non_retryable=True)
+    if isinstance(err, RetryAfter):
+        return ApplicationError(
+            str(err), {"attempt": attempt}, type="RetryAfter", next_retry_delay=err.delay
+        )
     return ApplicationError(
         f"{type(err).__name__}: {err}" if str(err) else type(err).__name__,
         {"attempt": attempt},
