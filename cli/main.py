@@ -30,7 +30,7 @@ from durable import (
     WorkflowFailed,
     parse_event,
 )
-from store import DatabaseUnreachable, EventStore
+from store import DatabaseUnreachable, EventStore, ProgressLine, SessionRecord, result_ref
 from workers.runtime import TemporalUnreachable
 from workers.settings import Settings
 
@@ -449,6 +449,98 @@ def steps(
         line = f"{row['step_id']:<24} #{row['attempt']:<2} {row['status']:<10} {took:>9}"
         line += f"  {row['action']}  {row['started_at']}"
         typer.echo(line + (f"\n{'':<28}{row['error']}" if row["error"] else ""))
+
+
+def session_json(record: SessionRecord, progress: list[ProgressLine]) -> dict[str, Any]:
+    return {
+        "session_id": record.session_id,
+        "status": record.status,
+        "project": record.project,
+        "runtime": record.runtime,
+        "requested_by": record.requested_by,
+        "started_at": record.started_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "error": record.error,
+        "result_ref": result_ref(record.session_id),
+        "progress": [
+            {"attempt": p.attempt, "seq": p.seq, "line": p.line, "at": p.at.isoformat()}
+            for p in progress
+        ],
+        "result": record.result,
+        "transcript": record.transcript,
+    }
+
+
+@app.command()
+def session(
+    session_id: Annotated[str, typer.Argument(help="The session id (the session run's id).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print progress lines as they come, to the end.")
+    ] = False,
+    show_result: Annotated[bool, typer.Option("--result", help="Print the result JSON.")] = False,
+    transcript: Annotated[bool, typer.Option("--transcript", help="Print the transcript.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an agent session: status, the progress lines its agent reported (while it runs,
+    too), its error, and where its result and transcript are stored."""
+    from store import SessionStore, create_pool
+    from workers.runtime import database_url
+
+    def line(p: ProgressLine) -> str:
+        retry = f" (attempt {p.attempt})" if p.attempt > 1 else ""
+        return f"  {p.at.strftime('%H:%M:%S')}  {p.line}{retry}"
+
+    async def go() -> None:
+        pool = await create_pool(database_url(Settings()), max_size=1)
+        try:
+            store = SessionStore(pool)
+            record = await store.get(session_id, transcript=transcript or as_json)
+            if record is None:
+                raise fail(
+                    Exit.NOT_FOUND,
+                    f"no agent session {session_id!r} is recorded; one dispatched a moment ago "
+                    f"may not have started yet (`durable status {session_id}`)",
+                )
+            if as_json:
+                print_json(session_json(record, record.progress))
+                return
+            for label, value in (
+                ("session", record.session_id),
+                ("status", record.status),
+                ("project", record.project or "-"),
+                ("runtime", record.runtime),
+                ("requested by", record.requested_by or "-"),
+                ("started", record.started_at.isoformat(timespec="seconds")),
+            ):
+                typer.echo(f"{label:<13}{value}")
+            typer.echo("progress")
+            seen = 0
+            for p in record.progress:
+                typer.echo(line(p))
+                seen = p.id
+            while follow and not record.is_terminal:
+                await asyncio.sleep(1.0)
+                for p in await store.progress(session_id, after=seen):
+                    typer.echo(line(p))
+                    seen = p.id
+                found = await store.get(session_id, transcript=transcript)
+                record = found or record
+            if follow:
+                typer.echo(f"{'status':<13}{record.status}")
+            if record.finished_at:
+                typer.echo(f"{'finished':<13}{record.finished_at.isoformat(timespec='seconds')}")
+            if record.error:
+                typer.echo(f"{'error':<13}{record.error}")
+            typer.echo(f"{'result ref':<13}{result_ref(record.session_id)}")
+            if show_result:
+                typer.echo(json.dumps(record.result, indent=2))
+            if transcript:
+                for entry in record.transcript or []:
+                    typer.echo(f"[{entry['stream']}] {entry['text'].rstrip()}")
+        finally:
+            await pool.close()
+
+    run(go())
 
 
 def main() -> None:

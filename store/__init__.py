@@ -4,6 +4,14 @@ from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
+from ._sessions import (
+    NewSession,
+    ProgressLine,
+    SessionRecord,
+    SessionStore,
+    result_ref,
+    session_of,
+)
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -23,4 +31,10 @@ __all__ = [
     "create_pool",
     "describe_connection_error",
     "migrate",
+    "NewSession",
+    "ProgressLine",
+    "SessionRecord",
+    "SessionStore",
+    "result_ref",
+    "session_of",
 ]

@@ -6,26 +6,38 @@ import asyncio
 import dataclasses
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
+from activities.agents import (
+    AgentActivities,
+    AgentRuntime,
+    ChatCompletionsRuntime,
+    CommandRuntime,
+    ProjectRoutes,
+    SessionControl,
+    local_agent_command,
+)
 from activities.example import NoteActivities
 from adapters.temporal import (
     AesGcmCodec,
     EventIngress,
+    StartRoute,
     TemporalDurableClient,
     build_worker,
     data_converter,
     parse_codec_keys,
 )
-from durable import Registry
-from store import EventStore, StepAudit, create_pool
+from durable import DurableClient, Registry
+from store import EventStore, SessionStore, StepAudit, create_pool
 from workflows import registry as shipped_registry
+from workflows.agents import SESSION_WORKFLOW
 
 from .settings import Settings
 from .telemetry import Telemetry, start_telemetry
@@ -75,11 +87,48 @@ async def connect_temporal(settings: Settings, telemetry: Telemetry | None = Non
         raise TemporalUnreachable(f"cannot reach Temporal at {address}: {err}; {hint}") from err
 
 
-def worker_registry(pool: asyncpg.Pool | None) -> Registry:
-    """The shipped workflows, with the activities that need clients bound to them."""
+def agent_runtimes(settings: Settings | None = None) -> dict[str, AgentRuntime]:
+    """The agent runtimes sessions may name: `local` (the shipped deterministic agent) always,
+    `http` when AGENT_HTTP_BASE_URL is set."""
+    runtimes: dict[str, AgentRuntime] = {"local": CommandRuntime(local_agent_command())}
+    if settings is not None and settings.agent_http_base_url:
+        runtimes["http"] = ChatCompletionsRuntime(
+            settings.agent_http_base_url,
+            settings.agent_http_model,
+            api_key=settings.agent_http_api_key,
+        )
+    return runtimes
+
+
+def agent_route(settings: Settings) -> StartRoute | None:
+    """Start each agent session on the task queue its project routes to (DURABLE_AGENT_ROUTES);
+    None when no route is configured."""
+    routes = ProjectRoutes.parse(settings.agent_routes)
+    if not routes.table:
+        return None
+
+    def route(workflow_id: str, event: dict[str, Any]) -> str | None:
+        if workflow_id != SESSION_WORKFLOW:
+            return None
+        return routes.task_queue(str(event.get("data", {}).get("project", "")))
+
+    return route
+
+
+def worker_registry(
+    pool: asyncpg.Pool | None,
+    client: DurableClient | None = None,
+    runtimes: Mapping[str, AgentRuntime] | None = None,
+) -> Registry:
+    """The shipped workflows, with the activities that need clients bound to them. Agent
+    sessions announce their end and are cancelled through `client` (one with events)."""
     registry = shipped_registry()
     if pool is not None:
         registry.bind(NoteActivities(pool))
+        sessions = SessionStore(pool)
+        registry.bind(AgentActivities(sessions, agent_runtimes() if runtimes is None else runtimes))
+    if client is not None:
+        registry.bind(SessionControl(client))
     return registry
 
 
@@ -97,7 +146,9 @@ async def durable_client(settings: Settings, *, events: bool = False) -> Tempora
     ingress = None
     if events:
         pool = await create_pool(database_url(settings), max_size=2)
-        ingress = EventIngress(client, EventStore(pool), registry, settings.task_queue)
+        ingress = EventIngress(
+            client, EventStore(pool), registry, settings.task_queue, route=agent_route(settings)
+        )
     return TemporalDurableClient(client, registry, settings.task_queue, events=ingress)
 
 
@@ -111,8 +162,12 @@ def make_worker(
     client: Client, settings: Settings, pool: asyncpg.Pool
 ) -> tuple[Worker, EventIngress]:
     """The worker, and the event ingress whose dispatcher should run beside it."""
-    registry = worker_registry(pool)
-    ingress = EventIngress(client, EventStore(pool), registry, settings.task_queue)
+    shipped = shipped_registry()
+    ingress = EventIngress(
+        client, EventStore(pool), shipped, settings.task_queue, route=agent_route(settings)
+    )
+    sessions_client = TemporalDurableClient(client, shipped, settings.task_queue, events=ingress)
+    registry = worker_registry(pool, sessions_client, agent_runtimes(settings))
     worker = build_worker(
         client,
         registry,

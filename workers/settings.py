@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activities.agents import ProjectRoutes
 from adapters.temporal import parse_codec_keys
 
 DEFAULT_TASK_QUEUE = "durable"
@@ -68,12 +69,25 @@ class Settings(BaseSettings):
     # current one first, the previous one beside it while a rotation is under way. Unset: the
     # endpoint answers 503 "not configured".
     linear_webhook_secrets: SecretStr | None = Field(default=None, alias="LINEAR_WEBHOOK_SECRETS")
+    # Agent sessions: the task queue per project ("proj-a=pool-a,*=pool-b"; unset: every session
+    # on DURABLE_TASK_QUEUE), and the chat-completions endpoint of the `http` runtime (unset:
+    # no `http` runtime).
+    agent_routes: str | None = Field(default=None, alias="DURABLE_AGENT_ROUTES")
+    agent_http_base_url: str | None = Field(default=None, alias="AGENT_HTTP_BASE_URL")
+    agent_http_model: str = Field(default="gpt-4o-mini", alias="AGENT_HTTP_MODEL")
+    agent_http_api_key: SecretStr | None = Field(default=None, alias="AGENT_HTTP_API_KEY")
 
     @field_validator("codec_keys")
     @classmethod
     def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_codec_keys(value.get_secret_value())  # fail at startup, not at first payload
+        return value
+
+    @field_validator("agent_routes")
+    @classmethod
+    def _valid_agent_routes(cls, value: str | None) -> str | None:
+        ProjectRoutes.parse(value)  # fail at startup, not at the first dispatch
         return value
 
     def linear_webhook_secret_list(self) -> list[SecretStr]:

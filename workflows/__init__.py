@@ -2,6 +2,7 @@
 
 from durable import Registry
 
+from .agents import AGENT_EVENTS, AGENT_WORKFLOWS
 from .events import ApprovalResolved
 from .example import example, summarise
 from .linear_events import LINEAR_EVENTS
@@ -12,7 +13,9 @@ def registry() -> Registry:
     from activities.example import compose, plan, research
 
     return Registry(
-        [example, summarise], [plan, research, compose], [ApprovalResolved, *LINEAR_EVENTS]
+        [example, summarise, *AGENT_WORKFLOWS],
+        [plan, research, compose],
+        [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS],
     )
 
 

@@ -12,7 +12,7 @@ from ._codec import (
     parse_codec_keys,
 )
 from ._converter import data_converter
-from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress
+from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress, StartRoute
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
 from ._replay import load_history, replay
 from ._schedules import SyncReport, sync_schedules
@@ -42,6 +42,7 @@ __all__ = [
     "EventIngress",
     "RunProgress",
     "SearchAttributesMissing",
+    "StartRoute",
     "SyncReport",
     "TemporalDurableClient",
     "TemporalRunHandle",

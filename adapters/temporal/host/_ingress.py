@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,10 @@ from ._progress import start_details, start_options
 log = logging.getLogger("durable.events")
 
 EVENT_SIGNAL = "durable.event"
+# Picks the task queue of a run an event starts: (workflow id, event document) -> task queue,
+# or None for the ingress's own. It must give the same answer for the same event (redeliveries
+# ask again).
+StartRoute = Callable[[str, dict[str, Any]], str | None]
 # How often the dispatcher asks whether a run holding a concurrency slot still runs.
 SLOT_CHECK_SECONDS = 30.0
 
@@ -61,12 +66,14 @@ class EventIngress:
         task_queue: str,
         *,
         search_attributes: bool = True,
+        route: StartRoute | None = None,
     ) -> None:
         self._search_attributes_on = search_attributes
         self.client = client
         self.store = store
         self.registry = registry
         self.task_queue = task_queue
+        self.route = route
 
     def _triggered(self, event: Event[Any]) -> list[StartRequest]:
         document = event.model_dump(mode="json")
@@ -149,12 +156,13 @@ class EventIngress:
             memo, search_attributes = start_options(
                 self._search_attributes_on, stored.tenancy, f"event:{stored.type}"
             )
+            routed = self.route(workflow.id, stored.document()) if self.route else None
             with contextlib.suppress(WorkflowAlreadyStartedError):  # a redelivery
                 await self.client.start_workflow(
                     workflow.id,
                     stored.document(),
                     id=delivery.workflow_id,
-                    task_queue=self.task_queue,
+                    task_queue=routed or self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     start_delay=(
