@@ -54,7 +54,9 @@ async def dev_stack(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Pro
 
 async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Path) -> None:
     temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
+    linear_port = free_port()
     env = {
+        "DURABLE_LINEAR_PORT": str(linear_port),
         "DURABLE_DATA_DIR": str(tmp_path / "data"),
         "DURABLE_TEMPORAL_PORT": str(temporal_port),
         "DURABLE_UI_PORT": str(ui_port),
@@ -79,8 +81,14 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         assert json.loads(found.read())["type"] == "rensei/approval.resolved", (
             "the HTTP API of durable dev serves the event the CLI sent"
         )
+        linear = await asyncio.to_thread(
+            urllib.request.urlopen, f"http://127.0.0.1:{linear_port}/state", timeout=10
+        )
+        issues = json.loads(linear.read())["issues"]
+        assert len(issues) == 10, "with no Linear key, the local Linear runs, seeded"
     assert not port_in_use(temporal_port), "Ctrl-C stopped the Temporal dev server"
     assert not port_in_use(ui_port)
+    assert not port_in_use(linear_port), "and the local Linear"
 
     async with dev_stack(env):
         code, out, _ = await durable("status", run_id, env=env)

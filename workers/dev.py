@@ -8,9 +8,13 @@ migrations, and runs the worker. Ctrl-C stops everything it started, worker firs
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from activities.linear.local_schema import SchemaMissing, schema_path
+from activities.linear.local_server import LocalLinear
+from activities.linear.steps import LinearCredentials, LinearSteps
 from adapters.temporal import TemporalDurableClient, ensure_search_attributes, sync_schedules
 from store import EventStore, create_pool, migrate
 from store._pool import redact
@@ -20,6 +24,10 @@ from .embedded import EmbeddedPostgres, EmbeddedTemporal
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
 from .telemetry import start_telemetry
+
+# The local Linear's one org and key (runs that act on it: `durable start ... --org local`).
+LOCAL_ORG = "local"
+LOCAL_KEY = "lin_api_local_dev_key"
 
 
 def say(message: str) -> None:
@@ -68,19 +76,39 @@ async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, st
             await postgres.stop()
 
 
+async def start_local_linear(settings: Settings) -> tuple[LinearSteps | None, LocalLinear | None]:
+    """With no Linear credentials configured, the local Linear-compatible server (seeded, on
+    DURABLE_LINEAR_PORT) and steps that act on it for org `local`; else (None, None)."""
+    if settings.linear_configured:
+        return None, None
+    if not schema_path().is_file():
+        say(f"not starting the local Linear: {SchemaMissing(schema_path())}")
+        return None, None
+    server = LocalLinear(keys={LOCAL_KEY: LOCAL_ORG}, port=settings.linear_local_port)
+    await server.start()
+    steps = LinearSteps(LinearCredentials(api_keys=json.dumps({LOCAL_ORG: LOCAL_KEY})), server.url)
+    return steps, server
+
+
 async def run_dev(
     settings: Settings,
     after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None = None,
 ) -> None:
     telemetry = start_telemetry(settings, metrics=True)
-    async with embedded_stack(settings) as (address, database_url, ui):
+    async with (
+        embedded_stack(settings) as (address, database_url, ui),
+        contextlib.AsyncExitStack() as stack,
+    ):
         pool = await create_pool(database_url)
         try:
             applied = await migrate(pool)
             say(f"database ready ({len(applied)} migration(s) applied now)")
             client = await connect_temporal(settings, telemetry)
             await ensure_search_attributes(client, create=settings.temporal_address is None)
-            worker, ingress = make_worker(client, settings, pool)
+            linear, local_linear = await start_local_linear(settings)
+            if local_linear is not None:
+                stack.push_async_callback(local_linear.stop)
+            worker, ingress = make_worker(client, settings, pool, linear)
             synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
             say(f"cron schedules: {synced.model_dump_json()}")
             durable = TemporalDurableClient(
@@ -93,6 +121,11 @@ async def run_dev(
                 say(f"  Temporal         {address}  namespace={settings.temporal_namespace}")
                 say(f"  task queue       {settings.task_queue}")
                 say(f"  DATABASE_URL     {redact(database_url)}")
+                if local_linear is not None:
+                    say(f"  Linear (local)   {local_linear.url}  for org {LOCAL_ORG!r}")
+                    say(f"                   everything in it: {local_linear.origin}/state")
+                elif settings.linear_configured:
+                    say(f"  Linear           {settings.linear_api_url}")
                 if telemetry.metrics_address is not None:
                     say(f"  metrics          http://{telemetry.metrics_address}/metrics")
                 if telemetry.tracer_provider is not None:

@@ -20,11 +20,13 @@ from activities.agents import (
     AgentRuntime,
     ChatCompletionsRuntime,
     CommandRuntime,
+    ProgressHook,
     ProjectRoutes,
     SessionControl,
     local_agent_command,
 )
 from activities.example import NoteActivities
+from activities.linear.steps import LinearCredentials, LinearSteps
 from adapters.temporal import (
     AesGcmCodec,
     EventIngress,
@@ -119,6 +121,7 @@ def worker_registry(
     pool: asyncpg.Pool | None,
     client: DurableClient | None = None,
     runtimes: Mapping[str, AgentRuntime] | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> Registry:
     """The shipped workflows, with the activities that need clients bound to them. Agent
     sessions announce their end and are cancelled through `client` (one with events)."""
@@ -126,7 +129,13 @@ def worker_registry(
     if pool is not None:
         registry.bind(NoteActivities(pool))
         sessions = SessionStore(pool)
-        registry.bind(AgentActivities(sessions, agent_runtimes() if runtimes is None else runtimes))
+        registry.bind(
+            AgentActivities(
+                sessions,
+                agent_runtimes() if runtimes is None else runtimes,
+                on_progress=on_progress,
+            )
+        )
     if client is not None:
         registry.bind(SessionControl(client))
     return registry
@@ -158,16 +167,37 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
     return await create_pool(settings.database_url.get_secret_value())
 
 
+def linear_steps(settings: Settings) -> LinearSteps | None:
+    """The Linear steps for the configured credentials, or None when none are configured."""
+    if not settings.linear_configured:
+        return None
+    keys, tokens = settings.linear_api_keys, settings.linear_oauth_tokens
+    credentials = LinearCredentials(
+        api_keys=keys.get_secret_value() if keys else None,
+        oauth_tokens=tokens.get_secret_value() if tokens else None,
+    )
+    return LinearSteps(credentials, settings.linear_api_url)
+
+
 def make_worker(
-    client: Client, settings: Settings, pool: asyncpg.Pool
+    client: Client, settings: Settings, pool: asyncpg.Pool, linear: LinearSteps | None = None
 ) -> tuple[Worker, EventIngress]:
-    """The worker, and the event ingress whose dispatcher should run beside it."""
+    """The worker, and the event ingress whose dispatcher should run beside it. `linear`
+    overrides the Linear steps made from settings (the dev stack's local Linear)."""
     shipped = shipped_registry()
     ingress = EventIngress(
         client, EventStore(pool), shipped, settings.task_queue, route=agent_route(settings)
     )
     sessions_client = TemporalDurableClient(client, shipped, settings.task_queue, events=ingress)
-    registry = worker_registry(pool, sessions_client, agent_runtimes(settings))
+    steps = linear or linear_steps(settings)
+    registry = worker_registry(
+        pool,
+        sessions_client,
+        agent_runtimes(settings),
+        on_progress=steps.post_progress if steps is not None else None,
+    )
+    if steps is not None:
+        registry.bind(steps)
     worker = build_worker(
         client,
         registry,

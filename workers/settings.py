@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.agents import ProjectRoutes
+from activities.linear.steps import LinearCredentials
 from adapters.temporal import parse_codec_keys
 
 DEFAULT_TASK_QUEUE = "durable"
@@ -76,6 +77,24 @@ class Settings(BaseSettings):
     agent_http_base_url: str | None = Field(default=None, alias="AGENT_HTTP_BASE_URL")
     agent_http_model: str = Field(default="gpt-4o-mini", alias="AGENT_HTTP_MODEL")
     agent_http_api_key: SecretStr | None = Field(default=None, alias="AGENT_HTTP_API_KEY")
+    # Linear: credentials per org (JSON objects {"<org id>": "<secret>"}) and the endpoint.
+    # With neither set, `durable dev` starts the local Linear-compatible server on
+    # DURABLE_LINEAR_PORT and acts on it.
+    linear_api_keys: SecretStr | None = Field(default=None, alias="LINEAR_API_KEYS")
+    linear_oauth_tokens: SecretStr | None = Field(default=None, alias="LINEAR_OAUTH_TOKENS")
+    linear_api_url: str = Field(default="https://api.linear.app/graphql", alias="LINEAR_API_URL")
+    linear_local_port: int = Field(default=8500, alias="DURABLE_LINEAR_PORT")
+
+    @property
+    def linear_configured(self) -> bool:
+        return self.linear_api_keys is not None or self.linear_oauth_tokens is not None
+
+    @field_validator("linear_api_keys", "linear_oauth_tokens")
+    @classmethod
+    def _valid_linear_credentials(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:  # fail at startup, naming the variable, never the secret
+            LinearCredentials(api_keys=value.get_secret_value())
+        return value
 
     @field_validator("codec_keys")
     @classmethod

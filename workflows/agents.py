@@ -123,6 +123,7 @@ async def agent_session(
                 timeout_seconds=limit.total_seconds(),
                 requested_by=request.requested_by,
                 project=request.project,
+                linear_agent_session_id=request.linear_agent_session_id,
             ),
             retry=RUNTIME_RETRY,
             timeout=limit + RUNTIME_GRACE,

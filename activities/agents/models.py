@@ -31,6 +31,8 @@ class SessionRequest(BaseModel):
             dispatching run's project.
         timeout: How long the agent may run, e.g. "30m"; past it the session is `timed_out`.
         requested_by: The run that dispatched it (set by `dispatch_agent`).
+        linear_agent_session_id: The Linear agent session this work answers, if any: its
+            progress lines are posted there as agent activities (thoughts).
     """
 
     prompt: str
@@ -39,6 +41,7 @@ class SessionRequest(BaseModel):
     project: str = ""
     timeout: str = "30m"
     requested_by: str = ""
+    linear_agent_session_id: str = ""
 
     @field_validator("timeout")
     @classmethod
@@ -88,6 +91,7 @@ class RunAgent(BaseModel):
     timeout_seconds: float = Field(gt=0)
     requested_by: str = ""
     project: str = ""
+    linear_agent_session_id: str = ""
 
 
 class AgentRan(BaseModel):

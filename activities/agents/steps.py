@@ -66,6 +66,7 @@ class SessionProgress:
     seq: int
     line: str
     tenancy: durable.Tenancy
+    linear_agent_session_id: str = ""
 
 
 # Called with every progress line after it is stored (e.g. to post it to Linear). A hook that
@@ -135,7 +136,14 @@ class AgentActivities:
             if self._on_progress is not None:
                 try:
                     await self._on_progress(
-                        SessionProgress(input.session_id, info.attempt, count, line, info.tenancy)
+                        SessionProgress(
+                            input.session_id,
+                            info.attempt,
+                            count,
+                            line,
+                            info.tenancy,
+                            input.linear_agent_session_id,
+                        )
                     )
                 except Exception:
                     log.exception("progress hook failed", extra={"session": input.session_id})

@@ -8,6 +8,7 @@ what its first attempt created instead of creating it twice.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -271,3 +272,23 @@ class LinearSteps:
         finally:
             await client.aclose()
         return AgentActivityRef(id=made["id"])
+
+    async def post_progress(self, progress: Any) -> None:
+        """The agent-session progress hook: post a progress line to the Linear agent session
+        the work answers, as a thought. Its id derives from the session, attempt and line, so
+        a repeated call posts it once. Lines of sessions with no Linear session are skipped."""
+        if not progress.linear_agent_session_id:
+            return
+        org = progress.tenancy.org_id
+        client = self._factory(org, self._credentials.for_org(org), self._url)
+        key = f"{progress.session_id}/{progress.attempt}/{progress.seq}"
+        try:
+            await client.create_agent_activity(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
+                    "agentSessionId": progress.linear_agent_session_id,
+                    "content": {"type": "thought", "body": progress.line},
+                }
+            )
+        finally:
+            await client.aclose()

@@ -15,6 +15,7 @@ from activities.agents import (
     AgentActivities,
     AgentRuntime,
     CommandRuntime,
+    ProgressHook,
     SessionControl,
     local_agent_command,
 )
@@ -35,6 +36,7 @@ class Agents:
     runtimes: dict[str, AgentRuntime] = field(
         default_factory=lambda: {"local": CommandRuntime(local_agent_command(), kill_grace=1.0)}
     )
+    on_progress: ProgressHook | None = None
 
     @property
     def sessions(self) -> SessionStore:
@@ -60,7 +62,7 @@ class Agents:
         ingress = self.ingress(text or None)
         client = TemporalDurableClient(self.client, REGISTRY, self.task_queue, events=ingress)
         registry = REGISTRY.merged(Registry())
-        registry.bind(AgentActivities(self.sessions, self.runtimes))
+        registry.bind(AgentActivities(self.sessions, self.runtimes, on_progress=self.on_progress))
         registry.bind(SessionControl(client))
         async with AsyncExitStack() as stack:
             for queue in (self.task_queue, *pools):

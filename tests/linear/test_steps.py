@@ -138,3 +138,17 @@ async def test_a_worker_killed_after_a_create_leaves_one_issue_and_one_comment(
     assert titles.count("Made before the crash") == 1, "the retry found the issue it had made"
     assert [c["id"] for c in state["comments"]] == [out.comment_id]
     assert local_linear.calls("CreateIssue") == 2, "the step did run twice"
+
+
+def test_linear_credentials_come_from_settings_and_bad_ones_stop_the_process() -> None:
+    from pydantic import ValidationError
+
+    from workers.runtime import linear_steps
+    from workers.settings import Settings
+
+    assert linear_steps(Settings()) is None, "nothing configured: no Linear steps"
+    configured = Settings(LINEAR_API_KEYS=json.dumps({"org-acme": "lin_api_secret"}))
+    assert linear_steps(configured) is not None
+    with pytest.raises(ValidationError) as raised:
+        Settings(LINEAR_API_KEYS="lin_api_secret")
+    assert "JSON object" in str(raised.value) and "lin_api_secret" not in str(raised.value)
