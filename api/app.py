@@ -27,6 +27,7 @@ from durable import (
 from store import (
     CONNECTION_ERRORS,
     EventStore,
+    SessionStore,
     StepAttempt,
     StepAudit,
     describe_connection_error,
@@ -114,6 +115,38 @@ def create_app(
             return _error(503, f"the step audit is unreachable: {describe_connection_error(err)}")
         return JSONResponse({"run_id": run_id, "steps": [step_json(a) for a in attempts]})
 
+    sessions = SessionStore(store.pool)
+
+    async def get_session(request: Request) -> JSONResponse:
+        """An agent session's status and progress lines so far, for the org in the
+        `X-Durable-Org` header; another org's session is as absent as a missing one."""
+        session_id = request.path_params["session_id"]
+        org_id = request.headers.get(ORG_HEADER)
+        if org_id is None:
+            return _error(400, f"say which org you read for in the {ORG_HEADER} header")
+        try:
+            record = await sessions.get(session_id)
+        except CONNECTION_ERRORS as err:
+            return _error(
+                503, f"the session store is unreachable: {describe_connection_error(err)}"
+            )
+        if record is None or record.org_id != org_id:
+            return _error(404, f"no agent session {session_id!r}")
+        return JSONResponse(
+            {
+                "session_id": record.session_id,
+                "status": record.status,
+                "runtime": record.runtime,
+                "project": record.project,
+                "requested_by": record.requested_by,
+                "error": record.error,
+                "started_at": record.started_at.isoformat(),
+                "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+                "progress": [line.line for line in record.progress],
+                "result": record.result if record.is_terminal else None,
+            }
+        )
+
     async def get_event(request: Request) -> JSONResponse:
         event_id = request.path_params["event_id"]
         try:
@@ -149,6 +182,7 @@ def create_app(
             Route("/events", post_event, methods=["POST"]),
             Route("/events/{event_id:path}", get_event, methods=["GET"]),
             Route("/runs/{run_id:path}/steps", get_steps, methods=["GET"]),
+            Route("/sessions/{session_id:path}", get_session, methods=["GET"]),
             *codec_routes,
             *linear_webhook_routes(client, linear_webhook_secrets),
         ]
