@@ -108,6 +108,12 @@ class LinearClient:
         if self._owns_http:
             await self._http.aclose()
 
+    async def __aenter__(self) -> LinearClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one operation and return its `data`, or raise one of this module's errors."""
         try:
@@ -181,14 +187,8 @@ class LinearClient:
         return found[:limit]
 
     async def issue(self, issue_id: str) -> dict[str, Any] | None:
-        try:
-            data = await self.execute(GET_ISSUE, {"id": issue_id})
-        except LinearRequestError as err:
-            if _not_found(err):
-                return None
-            raise
-        issue: dict[str, Any] | None = data.get("issue")
-        return issue
+        """An issue by id or identifier (`ENG-12`), or None."""
+        return await self._find(GET_ISSUE, "issue", issue_id)
 
     async def create_issue(self, input: dict[str, Any]) -> dict[str, Any]:
         """Create an issue. With `input["id"]` (a UUID made by the workflow), a retry finds
@@ -208,14 +208,7 @@ class LinearClient:
         )
 
     async def comment(self, comment_id: str) -> dict[str, Any] | None:
-        try:
-            data = await self.execute(GET_COMMENT, {"id": comment_id})
-        except LinearRequestError as err:
-            if _not_found(err):
-                return None
-            raise
-        comment: dict[str, Any] | None = data.get("comment")
-        return comment
+        return await self._find(GET_COMMENT, "comment", comment_id)
 
     async def workflow_states(self, team_id: str) -> list[dict[str, Any]]:
         data = await self.execute(WORKFLOW_STATES, {"teamId": team_id})
@@ -242,21 +235,22 @@ class LinearClient:
             "agentActivityCreate",
             "agentActivity",
             input,
-            lambda: self._agent_activity(input["id"]),
+            lambda: self._find(GET_AGENT_ACTIVITY, "agentActivity", input["id"]),
         )
 
     async def update_agent_session(self, session_id: str, input: dict[str, Any]) -> bool:
         data = await self.execute(UPDATE_AGENT_SESSION, {"id": session_id, "input": input})
         return bool(data["agentSessionUpdate"]["success"])
 
-    async def _agent_activity(self, activity_id: str) -> dict[str, Any] | None:
+    async def _find(self, query: str, field: str, id: str) -> dict[str, Any] | None:
+        """One object by id, or None when Linear says there is no such entity."""
         try:
-            data = await self.execute(GET_AGENT_ACTIVITY, {"id": activity_id})
+            data = await self.execute(query, {"id": id})
         except LinearRequestError as err:
             if _not_found(err):
                 return None
             raise
-        found: dict[str, Any] | None = data.get("agentActivity")
+        found: dict[str, Any] | None = data.get(field)
         return found
 
     async def _create(

@@ -184,8 +184,10 @@ class LinearSteps:
         self._url = url
         self._factory = client_factory or (lambda org, cred, url: LinearClient(org, cred, url))
 
-    def _client(self) -> LinearClient:
-        org = durable.activity_context().info.tenancy.org_id
+    def _client(self, org: str | None = None) -> LinearClient:
+        """A client for `org`, by default the running step's org (from the run's tenancy)."""
+        if org is None:
+            org = durable.activity_context().info.tenancy.org_id
         if not org:
             raise durable.NonRetryableError(
                 "this run belongs to no org, so it has no Linear credential; start it with "
@@ -196,8 +198,7 @@ class LinearSteps:
 
     @durable.implements(create_issue)
     async def create_issue(self, input: CreateIssue) -> IssueRef:
-        client = self._client()
-        try:
+        async with self._client() as client:
             created = await client.create_issue(
                 _without_none(
                     {
@@ -212,14 +213,11 @@ class LinearSteps:
                     }
                 )
             )
-        finally:
-            await client.aclose()
         return _ref(created)
 
     @durable.implements(update_issue)
     async def update_issue(self, input: UpdateIssue) -> IssueRef:
-        client = self._client()
-        try:
+        async with self._client() as client:
             updated = await client.update_issue(
                 input.issue_id,
                 _without_none(
@@ -233,44 +231,33 @@ class LinearSteps:
                     }
                 ),
             )
-        finally:
-            await client.aclose()
         return _ref(updated)
 
     @durable.implements(create_comment)
     async def create_comment(self, input: CreateComment) -> CommentRef:
-        client = self._client()
-        try:
+        async with self._client() as client:
             comment = await client.create_comment(
                 {"id": input.id, "issueId": input.issue_id, "body": input.body}
             )
-        finally:
-            await client.aclose()
         return CommentRef(id=comment["id"], url=comment.get("url") or "")
 
     @durable.implements(list_issues)
     async def list_issues(self, input: ListIssues) -> Issues:
-        client = self._client()
-        try:
+        async with self._client() as client:
             found = await client.list_issues(
                 team_id=input.team_id,
                 project_id=input.project_id,
                 updated_since=input.updated_since,
                 limit=input.limit,
             )
-        finally:
-            await client.aclose()
         return Issues(issues=[_summary(issue) for issue in found])
 
     @durable.implements(post_agent_activity)
     async def post_agent_activity(self, input: PostAgentActivity) -> AgentActivityRef:
-        client = self._client()
-        try:
+        async with self._client() as client:
             made = await client.create_agent_activity(
                 {"id": input.id, "agentSessionId": input.agent_session_id, "content": input.content}
             )
-        finally:
-            await client.aclose()
         return AgentActivityRef(id=made["id"])
 
     async def post_progress(self, progress: Any) -> None:
@@ -279,10 +266,8 @@ class LinearSteps:
         a repeated call posts it once. Lines of sessions with no Linear session are skipped."""
         if not progress.linear_agent_session_id:
             return
-        org = progress.tenancy.org_id
-        client = self._factory(org, self._credentials.for_org(org), self._url)
         key = f"{progress.session_id}/{progress.attempt}/{progress.seq}"
-        try:
+        async with self._client(progress.tenancy.org_id) as client:
             await client.create_agent_activity(
                 {
                     "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
@@ -290,5 +275,3 @@ class LinearSteps:
                     "content": {"type": "thought", "body": progress.line},
                 }
             )
-        finally:
-            await client.aclose()
