@@ -75,8 +75,8 @@ class EventIngress:
         self.task_queue = task_queue
         self.route = route
 
-    def _triggered(self, event: Event[Any]) -> list[StartRequest]:
-        document = event.model_dump(mode="json")
+    def _triggered(self, event: Event[Any], document: dict[str, Any]) -> list[StartRequest]:
+        """The starts `event` (whose JSON form is `document`) triggers, with their limits."""
         return [
             StartRequest(
                 wf.id,
@@ -95,12 +95,13 @@ class EventIngress:
         cannot be reached; once the event is committed, a delivery that fails is left to the
         dispatcher and the send still succeeds."""
         check_size(event)
+        document = event.model_dump(mode="json")
         try:
             ingested = await self.store.ingest(
                 event.id,
                 event.type,
-                event.data.model_dump(mode="json"),
-                self._triggered(event),
+                document["data"],
+                self._triggered(event, document),
                 tenancy=event.tenancy,
             )
         except CONNECTION_ERRORS as err:
