@@ -385,11 +385,19 @@ def approve(
     ] = "approve",
     notes: Annotated[str, typer.Option("--notes", help="Reviewer's notes.")] = "",
     by: Annotated[str, typer.Option("--by", help="Who decided.")] = "",
+    item: Annotated[
+        str,
+        typer.Option(
+            "--item", help="The item decided, for runs that ask per item (an audit's finding id)."
+        ),
+    ] = "",
 ) -> None:
     """Resolve a run's approval wait: sends rensei/approval.resolved with data.run_id = RUN_ID."""
     from workflows.events import ApprovalResolved
 
-    payload = {"data": {"run_id": run_id, "decision": decision, "notes": notes, "by": by}}
+    payload = {
+        "data": {"run_id": run_id, "decision": decision, "notes": notes, "by": by, "item": item}
+    }
 
     async def parse() -> Event[Any]:
         return parse_event(ApprovalResolved, payload)

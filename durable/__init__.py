@@ -48,6 +48,7 @@ from ._events import (
 from ._limits import Concurrency, Throttle
 from ._registry import Registry
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
+from ._schedule import Schedule
 from ._tenancy import Tenancy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
 from ._workflow import DurableWorkflow, workflow
@@ -87,6 +88,7 @@ __all__ = [
     "RunDescription",
     "RunHandle",
     "RunStatus",
+    "Schedule",
     "StepFailed",
     "StepInfo",
     "Tenancy",

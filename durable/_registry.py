@@ -9,6 +9,7 @@ from typing import Any
 from ._activity import Activity, implemented_by
 from ._errors import InvalidDefinition, UnknownActivity, UnknownWorkflow
 from ._events import Event, EventError, event_type_name
+from ._schedule import Schedule
 from ._workflow import DurableWorkflow
 
 
@@ -20,16 +21,39 @@ class Registry:
         workflows: Iterable[DurableWorkflow[Any, Any]] = (),
         activities: Iterable[Activity[Any, Any]] = (),
         events: Iterable[type[Event[Any]]] = (),
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         self._workflows: dict[str, DurableWorkflow[Any, Any]] = {}
         self._activities: dict[str, Activity[Any, Any]] = {}
         self._events: dict[str, type[Event[Any]]] = {}
+        self._schedules: dict[str, Schedule] = {}
         for wf in workflows:
             self.add_workflow(wf)
         for act in activities:
             self.add_activity(act)
         for event in events:
             self.add_event(event)
+        for schedule in schedules:
+            self.add_schedule(schedule)
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        """Register a schedule of a registered workflow; its input is checked against the
+        workflow's input model here, so a bad one fails at start-up, not at 9 on Monday."""
+        wf = self.workflow(schedule.workflow)
+        try:
+            wf.input_type.model_validate(schedule.input)
+        except ValueError as err:
+            raise InvalidDefinition(
+                f"schedule {schedule.id!r}: its input does not fit {wf.id!r}'s input: {err}"
+            ) from None
+        existing = self._schedules.get(schedule.id)
+        if existing is not None and existing != schedule:
+            raise InvalidDefinition(f"two different schedules are registered as {schedule.id!r}")
+        self._schedules[schedule.id] = schedule
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        return [s for _, s in sorted(self._schedules.items())]
 
     def add_event(self, event: type[Event[Any]]) -> None:
         """Register an event type, so call sites can send it by name (CLI, HTTP)."""
@@ -102,9 +126,11 @@ class Registry:
         return sorted(name for name, a in self._activities.items() if a.fn is None)
 
     def merged(self, other: Registry) -> Registry:
-        out = Registry(self.workflows, self._activities.values(), self.events)
+        out = Registry(self.workflows, self._activities.values(), self.events, self.schedules)
         for wf in other.workflows:
             out.add_workflow(wf)
         for act in other._activities.values():
             out.add_activity(act)
+        for schedule in other.schedules:
+            out.add_schedule(schedule)
         return out

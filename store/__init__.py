@@ -3,6 +3,7 @@
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
+from ._pm import PmStore
 from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
 from ._sessions import (
     NewSession,
@@ -32,6 +33,7 @@ __all__ = [
     "describe_connection_error",
     "migrate",
     "NewSession",
+    "PmStore",
     "ProgressLine",
     "SessionRecord",
     "SessionStore",

@@ -58,6 +58,7 @@ class SessionRecord:
     finished_at: datetime | None
     transcript: list[dict[str, Any]] | None = None
     progress: list[ProgressLine] = field(default_factory=list)
+    agent_id: str = ""
 
     @property
     def is_terminal(self) -> bool:
@@ -75,6 +76,7 @@ class NewSession:
     requested_by: str = ""
     org_id: str = ""
     project: str = ""
+    agent_id: str = ""
 
 
 def _loads(value: str | None) -> Any:
@@ -95,8 +97,8 @@ class SessionStore:
         status: str = await self.pool.fetchval(
             """WITH new AS (
                    INSERT INTO agent_sessions (session_id, run_id, requested_by, org_id, project,
-                                               runtime, prompt, status)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, 'running')
+                                               runtime, prompt, agent_id, status)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running')
                    ON CONFLICT (session_id) DO NOTHING RETURNING status)
                SELECT status FROM new
                UNION ALL SELECT status FROM agent_sessions WHERE session_id = $1
@@ -108,6 +110,7 @@ class SessionStore:
             session.project,
             session.runtime,
             session.prompt,
+            session.agent_id,
         )
         return status
 
@@ -146,8 +149,8 @@ class SessionStore:
             raise ValueError(f"{status!r} is not a terminal session status")
         stored: str = await self.pool.fetchval(
             """INSERT INTO agent_sessions (session_id, run_id, requested_by, org_id, project,
-                                           runtime, prompt, status, error, finished_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())
+                                           runtime, prompt, status, error, agent_id, finished_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
                ON CONFLICT (session_id) DO UPDATE
                    SET status = excluded.status, error = excluded.error,
                        finished_at = excluded.finished_at
@@ -162,6 +165,7 @@ class SessionStore:
             session.prompt,
             status,
             error,
+            session.agent_id,
         ) or await self.pool.fetchval(
             "SELECT status FROM agent_sessions WHERE session_id = $1", session.session_id
         )
@@ -172,7 +176,7 @@ class SessionStore:
         """The session with its progress lines (and transcript if asked), or None."""
         row = await self.pool.fetchrow(
             "SELECT session_id, run_id, requested_by, org_id, project, runtime, prompt, status,"
-            " error, result::text AS result, started_at, finished_at,"
+            " error, result::text AS result, started_at, finished_at, agent_id,"
             f" {'transcript::text' if transcript else 'NULL::text'} AS transcript"
             " FROM agent_sessions WHERE session_id = $1",
             session_id,
@@ -194,6 +198,7 @@ class SessionStore:
             finished_at=row["finished_at"],
             transcript=_loads(row["transcript"]),
             progress=await self.progress(session_id),
+            agent_id=row["agent_id"],
         )
 
     @_span

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from activities.agents import (
 )
 from activities.example import NoteActivities
 from activities.linear.steps import LinearCredentials, LinearSteps
+from activities.pm import PmActivities
 from adapters.temporal import (
     AesGcmCodec,
     EventIngress,
@@ -37,7 +38,7 @@ from adapters.temporal import (
     parse_codec_keys,
 )
 from durable import DurableClient, Registry
-from store import EventStore, SessionStore, StepAudit, create_pool
+from store import EventStore, PmStore, SessionStore, StepAudit, create_pool
 from workflows import registry as shipped_registry
 from workflows.agents import SESSION_WORKFLOW
 
@@ -122,13 +123,16 @@ def worker_registry(
     client: DurableClient | None = None,
     runtimes: Mapping[str, AgentRuntime] | None = None,
     on_progress: ProgressHook | None = None,
+    orgs: Sequence[str] = (),
 ) -> Registry:
     """The shipped workflows, with the activities that need clients bound to them. Agent
-    sessions announce their end and are cancelled through `client` (one with events)."""
+    sessions announce their end and are cancelled through `client` (one with events);
+    scheduled PM runs act for `orgs`."""
     registry = shipped_registry()
     if pool is not None:
         registry.bind(NoteActivities(pool))
         sessions = SessionStore(pool)
+        registry.bind(PmActivities(PmStore(pool), sessions, orgs))
         registry.bind(
             AgentActivities(
                 sessions,
@@ -195,6 +199,7 @@ def make_worker(
         sessions_client,
         agent_runtimes(settings),
         on_progress=steps.post_progress if steps is not None else None,
+        orgs=steps.orgs if steps is not None else (),
     )
     if steps is not None:
         registry.bind(steps)

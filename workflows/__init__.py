@@ -6,6 +6,7 @@ from .agents import AGENT_EVENTS, AGENT_WORKFLOWS
 from .events import ApprovalResolved
 from .example import example, summarise
 from .linear_events import LINEAR_EVENTS
+from .pm import pm_events, pm_schedules, pm_workflows
 
 
 def registry() -> Registry:
@@ -13,9 +14,10 @@ def registry() -> Registry:
     from activities.example import compose, plan, research
 
     return Registry(
-        [example, summarise, *AGENT_WORKFLOWS],
+        [example, summarise, *AGENT_WORKFLOWS, *pm_workflows()],
         [plan, research, compose],
-        [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS],
+        [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS, *pm_events()],
+        pm_schedules(),
     )
 
 

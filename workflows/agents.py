@@ -86,10 +86,11 @@ async def _close(
             error=outcome.error,
             requested_by=request.requested_by,
             project=request.project,
+            agent_id=request.agent_id,
         ),
         retry=FINISH_RETRY,
     )
-    outcome = outcome.model_copy(update={"status": finished.status})
+    outcome = outcome.model_copy(update={"status": finished.status, "agent_id": request.agent_id})
     await ctx.step.run(
         f"announce{suffix}",
         announce_completion,
@@ -124,6 +125,7 @@ async def agent_session(
                 requested_by=request.requested_by,
                 project=request.project,
                 linear_agent_session_id=request.linear_agent_session_id,
+                agent_id=request.agent_id,
             ),
             retry=RUNTIME_RETRY,
             timeout=limit + RUNTIME_GRACE,

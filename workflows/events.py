@@ -14,6 +14,9 @@ class Approval(BaseModel):
     decision: Literal["approve", "reject", "revise"]
     notes: str = ""
     by: str = ""
+    # Which item of the run's request this answers (an audit asks per finding, e.g. "F2");
+    # empty: the request as a whole.
+    item: str = ""
 
 
 class ApprovalResolved(durable.Event[Approval]):

@@ -33,6 +33,9 @@ class SessionRequest(BaseModel):
         requested_by: The run that dispatched it (set by `dispatch_agent`).
         linear_agent_session_id: The Linear agent session this work answers, if any: its
             progress lines are posted there as agent activities (thoughts).
+        agent_id: The agent the session works for (a PM agent's observation agent id, e.g.
+            `pm-backlog-triage`); stored with the session and carried by its completion, so
+            memory consolidation and the completion bridge can find an agent's sessions.
     """
 
     prompt: str
@@ -42,6 +45,7 @@ class SessionRequest(BaseModel):
     timeout: str = "30m"
     requested_by: str = ""
     linear_agent_session_id: str = ""
+    agent_id: str = ""
 
     @field_validator("timeout")
     @classmethod
@@ -59,6 +63,7 @@ class SessionCompletion(BaseModel):
         result_ref: Where its result and transcript are stored (`agent-session:<id>`).
         summary: A short summary of the result (at most 500 characters).
         error: Why it did not complete, readable (at most 2000 characters).
+        agent_id: The agent the session worked for (from its request).
     """
 
     session_id: str
@@ -66,6 +71,7 @@ class SessionCompletion(BaseModel):
     result_ref: str = ""
     summary: str = ""
     error: str = ""
+    agent_id: str = ""
 
 
 class AgentSessionRequested(durable.Event[SessionRequest]):
@@ -92,6 +98,7 @@ class RunAgent(BaseModel):
     requested_by: str = ""
     project: str = ""
     linear_agent_session_id: str = ""
+    agent_id: str = ""
 
 
 class AgentRan(BaseModel):
@@ -109,6 +116,7 @@ class FinishSession(BaseModel):
     error: str = ""
     requested_by: str = ""
     project: str = ""
+    agent_id: str = ""
 
 
 class SessionFinished(BaseModel):

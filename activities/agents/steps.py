@@ -121,6 +121,7 @@ class AgentActivities:
                 requested_by=input.requested_by,
                 org_id=info.tenancy.org_id,
                 project=input.project,
+                agent_id=input.agent_id,
             )
         )
         transcript = Transcript()
@@ -189,6 +190,7 @@ class AgentActivities:
                 requested_by=input.requested_by,
                 org_id=info.tenancy.org_id,
                 project=input.project,
+                agent_id=input.agent_id,
             ),
             input.status,
             input.error or None,

@@ -225,6 +225,18 @@ class LinearClient:
         data = await self.execute(CREATE_LABEL, {"input": input})
         return _payload(data, "issueLabelCreate", "issueLabel")
 
+    async def teams(self) -> list[dict[str, Any]]:
+        """Every team, with its members (people and app users)."""
+        data = await self.execute(TEAMS)
+        nodes: list[dict[str, Any]] = data["teams"]["nodes"]
+        return nodes
+
+    async def projects(self) -> list[dict[str, Any]]:
+        """The workspace's projects (the first 100)."""
+        data = await self.execute(PROJECTS)
+        nodes: list[dict[str, Any]] = data["projects"]["nodes"]
+        return nodes
+
     # --- the Agent API -----------------------------------------------------------------------
 
     async def create_agent_activity(self, input: dict[str, Any]) -> dict[str, Any]:
@@ -285,6 +297,20 @@ def _not_found(err: LinearRequestError) -> bool:
     text = str(err).lower()
     return "not found" in text or "entity not found" in text or err.code == "ENTITY_NOT_FOUND"
 
+
+TEAMS = """
+query Teams {
+  teams(first: 50) {
+    nodes { id key name members(first: 100) { nodes { id name displayName app active } } }
+  }
+}
+"""
+
+PROJECTS = """
+query Projects {
+  projects(first: 100) { nodes { id name description state } }
+}
+"""
 
 ISSUE_FIELDS = """
     id identifier title description priority url createdAt updatedAt

@@ -29,6 +29,7 @@ class IssueRef(BaseModel):
 
 
 class IssueSummary(IssueRef):
+    state_type: str = ""  # backlog, unstarted, started, completed, canceled
     description: str = ""
     priority: int = 0
     labels: list[str] = []
@@ -81,6 +82,81 @@ class Issues(BaseModel):
     issues: list[IssueSummary]
 
 
+class GetIssues(BaseModel):
+    ids: list[str] = Field(description="Issue ids or identifiers such as ENG-12")
+
+
+class FoundIssues(Issues):
+    missing: list[str] = []  # ids Linear does not know (deleted, or never made)
+
+
+class TeamQuery(BaseModel):
+    team: str = Field("", description="A team key (ENG) or id; empty: the first team")
+
+
+class Member(BaseModel):
+    id: str
+    name: str
+    app: bool = False  # an app user (an agent), not a person
+
+
+class Label(BaseModel):
+    id: str
+    name: str
+
+
+class State(BaseModel):
+    id: str
+    name: str
+    type: str
+
+
+class Team(BaseModel):
+    id: str
+    key: str
+    name: str
+    members: list[Member] = []
+    labels: list[Label] = []
+    states: list[State] = []
+
+    def state(self, *types: str) -> State | None:
+        """The first state of the first of `types` that the team has (e.g. "canceled")."""
+        for kind in types:
+            for state in self.states:
+                if state.type == kind:
+                    return state
+        return None
+
+    def member(self, name: str) -> Member | None:
+        """A member by name or display name, ignoring case."""
+        wanted = name.strip().lower()
+        return next((m for m in self.members if m.name.lower() == wanted), None)
+
+
+class EnsureLabels(BaseModel):
+    team_id: str
+    names: list[str]
+
+
+class Labels(BaseModel):
+    labels: list[Label]
+
+
+class ListProjects(BaseModel):
+    pass
+
+
+class Project(BaseModel):
+    id: str
+    name: str
+    description: str = ""
+    state: str = ""
+
+
+class Projects(BaseModel):
+    projects: list[Project]
+
+
 class PostAgentActivity(BaseModel):
     id: str = Field(description="A UUID made by the workflow: the idempotency key")
     agent_session_id: str
@@ -95,6 +171,10 @@ create_issue = durable.declare_activity("linear.create-issue", CreateIssue, Issu
 update_issue = durable.declare_activity("linear.update-issue", UpdateIssue, IssueRef)
 create_comment = durable.declare_activity("linear.create-comment", CreateComment, CommentRef)
 list_issues = durable.declare_activity("linear.list-issues", ListIssues, Issues, timeout="2m")
+get_issues = durable.declare_activity("linear.get-issues", GetIssues, FoundIssues, timeout="2m")
+get_team = durable.declare_activity("linear.team", TeamQuery, Team)
+ensure_labels = durable.declare_activity("linear.ensure-labels", EnsureLabels, Labels)
+list_projects = durable.declare_activity("linear.list-projects", ListProjects, Projects)
 post_agent_activity = durable.declare_activity(
     "linear.agent-activity", PostAgentActivity, AgentActivityRef
 )
@@ -152,6 +232,7 @@ def _summary(issue: dict[str, Any]) -> IssueSummary:
         title=issue.get("title") or "",
         url=issue.get("url") or "",
         state=(issue.get("state") or {}).get("name", ""),
+        state_type=(issue.get("state") or {}).get("type", ""),
         description=issue.get("description") or "",
         priority=int(issue.get("priority") or 0),
         labels=[label["name"] for label in (issue.get("labels") or {}).get("nodes", [])],
@@ -183,6 +264,11 @@ class LinearSteps:
         self._credentials = credentials
         self._url = url
         self._factory = client_factory or (lambda org, cred, url: LinearClient(org, cred, url))
+
+    @property
+    def orgs(self) -> list[str]:
+        """The orgs these steps have a Linear credential for."""
+        return self._credentials.orgs
 
     def _client(self, org: str | None = None) -> LinearClient:
         """A client for `org`, by default the running step's org (from the run's tenancy)."""
@@ -251,6 +337,97 @@ class LinearSteps:
                 limit=input.limit,
             )
         return Issues(issues=[_summary(issue) for issue in found])
+
+    @durable.implements(get_issues)
+    async def get_issues(self, input: GetIssues) -> FoundIssues:
+        found: list[IssueSummary] = []
+        missing: list[str] = []
+        async with self._client() as client:
+            for issue_id in input.ids:
+                issue = await client.issue(issue_id)
+                if issue is None:
+                    missing.append(issue_id)
+                else:
+                    found.append(_summary(issue))
+        return FoundIssues(issues=found, missing=missing)
+
+    @durable.implements(get_team)
+    async def get_team(self, input: TeamQuery) -> Team:
+        async with self._client() as client:
+            teams = await client.teams()
+            wanted = input.team.strip()
+            team = next(
+                (t for t in teams if not wanted or wanted in (t["id"], t["key"])),
+                None,
+            )
+            if team is None:
+                known = ", ".join(t["key"] for t in teams) or "none"
+                raise durable.NonRetryableError(
+                    f"Linear has no team {wanted!r} in this org (teams: {known})",
+                    kind="LinearTeamNotFound",
+                )
+            states = await client.workflow_states(team["id"])
+            labels = await client.labels(team["id"])
+        members = [
+            Member(id=m["id"], name=m["name"], app=bool(m.get("app")))
+            for m in team["members"]["nodes"]
+            if m.get("active", True)
+        ]
+        return Team(
+            id=team["id"],
+            key=team["key"],
+            name=team["name"],
+            members=members,
+            labels=[Label(id=label["id"], name=label["name"]) for label in labels],
+            states=[
+                State(id=st["id"], name=st["name"], type=st["type"])
+                for st in sorted(states, key=lambda st: st.get("position") or 0)
+            ],
+        )
+
+    @durable.implements(ensure_labels)
+    async def ensure_labels(self, input: EnsureLabels) -> Labels:
+        """The labels named, by name (ignoring case), creating those the team lacks. A label
+        created here has an id derived from org, team and name, so a retry finds it."""
+        org = durable.activity_context().info.tenancy.org_id
+        async with self._client() as client:
+            existing = {
+                label["name"].lower(): label for label in await client.labels(input.team_id)
+            }
+            out: list[Label] = []
+            for name in dict.fromkeys(n.strip() for n in input.names if n.strip()):
+                label = existing.get(name.lower())
+                if label is None:
+                    label_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{org}/{input.team_id}/{name}"))
+                    try:
+                        label = await client.create_label(
+                            {"id": label_id, "name": name, "teamId": input.team_id}
+                        )
+                    except durable.NonRetryableError:
+                        # Made by an attempt that crashed before it completed: find it.
+                        again = {x["name"].lower(): x for x in await client.labels(input.team_id)}
+                        if name.lower() not in again:
+                            raise
+                        label = again[name.lower()]
+                    existing[name.lower()] = label
+                out.append(Label(id=label["id"], name=label["name"]))
+        return Labels(labels=out)
+
+    @durable.implements(list_projects)
+    async def list_projects(self, input: ListProjects) -> Projects:
+        async with self._client() as client:
+            found = await client.projects()
+        return Projects(
+            projects=[
+                Project(
+                    id=p["id"],
+                    name=p["name"],
+                    description=p.get("description") or "",
+                    state=p.get("state") or "",
+                )
+                for p in found
+            ]
+        )
 
     @durable.implements(post_agent_activity)
     async def post_agent_activity(self, input: PostAgentActivity) -> AgentActivityRef:

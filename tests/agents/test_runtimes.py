@@ -68,7 +68,14 @@ async def test_the_local_agent_answers_with_progress_and_a_result() -> None:
     context = {"issues": [{"id": "A", "title": "Security: token leak in logs"}]}
     result = await CommandRuntime(local_agent_command()).run(request(context), seen.io)
     assert result["proposals"] == [
-        {"issue_id": "A", "labels": ["security"], "priority": 1, "reason": "matched security"}
+        {
+            "issue_id": "A",
+            "identifier": "",
+            "labels": ["security"],
+            "priority": 1,
+            "owner": "",  # no assignee and no members to choose from
+            "reason": "matched security",
+        }
     ]
     assert seen.lines[1:] == ["read a prompt of 11 character(s)", "triaging 1 issue(s)", "done"]
     stdin = json.loads(seen.transcript.entries[0]["text"])

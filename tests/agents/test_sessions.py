@@ -103,7 +103,7 @@ async def test_a_waiting_workflow_resumes_on_the_session_completion(agents: Agen
     assert out.status == "completed"
     assert out.session_id.startswith("rensei/pm.agent-session.run:")
     assert session_of(out.result_ref) == out.session_id
-    assert out.summary == "proposed labels and priorities for 2 issue(s); 1 urgent"
+    assert out.summary == "proposed labels, priorities and owners for 2 issue(s); 1 urgent"
 
     assert record is not None and record.status == "completed"
     assert record.requested_by == handle.id
@@ -273,5 +273,5 @@ async def test_the_shipped_demo_on_the_worker_s_own_registry(
             for run in (handle.id, out.session_id)
         ]
     assert out.status == "completed"
-    assert out.summary == "proposed labels and priorities for 3 issue(s); 1 urgent"
+    assert out.summary == "proposed labels, priorities and owners for 3 issue(s); 1 urgent"
     await replay(shipped, histories)

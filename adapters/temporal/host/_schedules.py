@@ -3,6 +3,7 @@ created, updated or deleted by `sync_schedules` (at worker start and `durable sc
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -37,30 +38,38 @@ class SyncReport(BaseModel):
     unchanged: list[str] = []
 
 
-def _schedule(wf: DurableWorkflow[Any, Any], cron: str, task_queue: str) -> Schedule:
-    try:
-        wf.input_type.model_validate({})
-    except ValidationError as err:
-        raise InvalidDefinition(
-            f"cron workflow {wf.id!r} must accept an empty input (give every field a default): "
-            f"{err}"
-        ) from None
+def _schedule(
+    wf: DurableWorkflow[Any, Any],
+    cron: str,
+    task_queue: str,
+    input: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> Schedule:
+    if input is None:
+        try:
+            wf.input_type.model_validate({})
+        except ValidationError as err:
+            raise InvalidDefinition(
+                f"cron workflow {wf.id!r} must accept an empty input (give every field a "
+                f"default): {err}"
+            ) from None
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            wf.id, {}, id=f"{wf.id}:scheduled", task_queue=task_queue
+            wf.id, input or {}, id=f"{name or wf.id}:scheduled", task_queue=task_queue
         ),
         spec=ScheduleSpec(cron_expressions=[cron]),
         policy=SchedulePolicy(overlap=OVERLAP, catchup_window=CATCHUP_WINDOW),
-        state=ScheduleState(note=_note(cron, task_queue)),
+        state=ScheduleState(note=_note(cron, task_queue, input)),
     )
 
 
-def _note(cron: str, task_queue: str) -> str:
+def _note(cron: str, task_queue: str, input: dict[str, Any] | None = None) -> str:
     # The server turns cron strings into calendars, so what the code asked for is kept in the
     # schedule's note (shown in the UI too) and compared on the next sync.
+    extra = f" input={json.dumps(input, sort_keys=True)}" if input else ""
     return (
         f"managed by durable: cron={cron!r} task_queue={task_queue!r} "
-        f"overlap={OVERLAP.name} catchup={int(CATCHUP_WINDOW.total_seconds())}s"
+        f"overlap={OVERLAP.name} catchup={int(CATCHUP_WINDOW.total_seconds())}s{extra}"
     )
 
 
@@ -75,6 +84,9 @@ async def sync_schedules(client: Client, registry: Registry, task_queue: str) ->
         for wf in registry.workflows
         if isinstance(wf.trigger, CronTrigger)
     }
+    for extra in registry.schedules:
+        wf = registry.workflow(extra.workflow)
+        wanted[PREFIX + extra.id] = _schedule(wf, extra.cron, task_queue, extra.input, extra.id)
     existing = {s.id async for s in await client.list_schedules() if s.id.startswith(PREFIX)}
     for schedule_id, schedule in wanted.items():
         if schedule_id not in existing:
