@@ -139,6 +139,7 @@ def create_app(
                 "runtime": record.runtime,
                 "project": record.project,
                 "requested_by": record.requested_by,
+                "agent_id": record.agent_id,
                 "error": record.error,
                 "started_at": record.started_at.isoformat(),
                 "finished_at": record.finished_at.isoformat() if record.finished_at else None,

@@ -466,6 +466,7 @@ def session_json(record: SessionRecord, progress: list[ProgressLine]) -> dict[st
         "project": record.project,
         "runtime": record.runtime,
         "requested_by": record.requested_by,
+        "agent_id": record.agent_id,
         "started_at": record.started_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "error": record.error,
@@ -518,6 +519,7 @@ def session(
                 ("project", record.project or "-"),
                 ("runtime", record.runtime),
                 ("requested by", record.requested_by or "-"),
+                ("agent", record.agent_id or "-"),
                 ("started", record.started_at.isoformat(timespec="seconds")),
             ):
                 typer.echo(f"{label:<13}{value}")

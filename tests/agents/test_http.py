@@ -18,12 +18,16 @@ from .workflows import REGISTRY
 
 async def test_a_session_is_read_over_http_by_its_org(agents: Agents) -> None:
     request = AgentSessionRequested(
-        data=SessionRequest(prompt="triage", context={"issues": [{"id": "T-1", "title": "crash"}]}),
+        data=SessionRequest(
+            prompt="triage",
+            context={"issues": [{"id": "T-1", "title": "crash"}]},
+            agent_id="pm-backlog-triage",
+        ),
         tenancy=durable.Tenancy(org_id="org-a"),
     )
     async with agents.running() as client:
         (session_id,) = (await client.send_event(request)).started
-        await client.get(session_id).result()
+        completion = await client.get(session_id).result()
         server = ApiServer(create_app(client, REGISTRY, EventStore(agents.pool)), free_port())
         await server.start()
         try:
@@ -37,5 +41,7 @@ async def test_a_session_is_read_over_http_by_its_org(agents: Agents) -> None:
     assert status == 200 and body["status"] == "completed"
     assert body["progress"][-1] == "done" and len(body["progress"]) >= 3
     assert body["result"]["proposals"][0]["issue_id"] == "T-1"
+    assert body["agent_id"] == "pm-backlog-triage", "the agent the session worked for"
     assert theirs[0] == 404 and session_id in theirs[1]["error"]
     assert anonymous[0] == 400
+    assert completion.agent_id == "pm-backlog-triage", "the completion bridge carries it"

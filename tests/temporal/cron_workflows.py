@@ -28,3 +28,14 @@ class Needs(BaseModel):
 @durable.workflow("tests/needs-input.run", trigger="@daily")
 async def needs_input(ctx: durable.WorkflowContext, input: Needs) -> Needs:
     return input
+
+
+@durable.workflow("tests/report.run")
+async def report(ctx: durable.WorkflowContext, input: Needs) -> Needs:
+    return input
+
+
+# A manual workflow started on a cron with a fixed input, as the PM agents' ticks are.
+REPORT_SCHEDULE = durable.Schedule(
+    "tests.report-eng", "tests/report.run", "0 6 * * *", {"team": "eng"}
+)
