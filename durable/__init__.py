@@ -37,12 +37,14 @@ from ._errors import (
 )
 from ._events import (
     MAX_EVENT_BYTES,
+    MAX_EVENT_ID,
     Event,
     EventError,
     EventNotAcknowledged,
     EventReceipt,
     On,
     Wait,
+    derived_event_id,
     parse_event,
 )
 from ._limits import Concurrency, Throttle
@@ -59,6 +61,7 @@ __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_STEP_TIMEOUT",
     "MAX_EVENT_BYTES",
+    "MAX_EVENT_ID",
     "NO_RETRY",
     "Activity",
     "ActivityContext",
@@ -105,6 +108,7 @@ __all__ = [
     "activity",
     "activity_context",
     "declare_activity",
+    "derived_event_id",
     "implements",
     "parse_duration",
     "parse_event",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,19 @@ D = TypeVar("D", bound=BaseModel)
 # Larger events are refused before anything is stored (Temporal's payload limit is 2 MB, and an
 # event travels in signals and inputs).
 MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENT_ID = 200
+# What a derived id keeps of its readable parts when it has to be shortened.
+_KEPT_PREFIX = MAX_EVENT_ID - 65
+
+
+def derived_event_id(*parts: str) -> str:
+    """An event id made from parts (a run id, an execution id, a step id), the same every time:
+    the parts joined by "/", or, when that would be longer than an event id may be (runs started
+    by events started by runs...), its first characters and the SHA-256 of the whole."""
+    whole = "/".join(parts)
+    if len(whole) <= MAX_EVENT_ID:
+        return whole
+    return f"{whole[:_KEPT_PREFIX]}~{hashlib.sha256(whole.encode()).hexdigest()}"
 
 
 class EventError(DurableError, ValueError):
@@ -56,7 +70,9 @@ class Event(BaseModel, Generic[D]):
     model_config = ConfigDict(extra="forbid")
 
     type: ClassVar[str] = ""
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=200)
+    id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=MAX_EVENT_ID
+    )
     data: D
     received_at: datetime | None = None
     tenancy: Tenancy | None = None

@@ -127,3 +127,13 @@ def test_retry_policy_accepts_durations() -> None:
     policy = durable.RetryPolicy(max_attempts=3, initial_interval="500ms", max_interval="1m")
     assert policy.initial_interval == timedelta(milliseconds=500)
     assert policy.max_interval == timedelta(minutes=1)
+
+
+def test_derived_event_ids_stay_within_the_limit_and_stable() -> None:
+    short = durable.derived_event_id("run-1", "exec-1", "announce")
+    assert short == "run-1/exec-1/announce"
+    nested = "rensei/pm.agent-session.run:" + "x" * 300
+    long_id = durable.derived_event_id(nested, "exec-1", "completed")
+    assert len(long_id) == durable.MAX_EVENT_ID and long_id.startswith(nested[:100])
+    assert long_id == durable.derived_event_id(nested, "exec-1", "completed"), "the same every time"
+    assert long_id != durable.derived_event_id(nested, "exec-2", "completed")

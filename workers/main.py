@@ -23,7 +23,8 @@ async def run_worker(settings: Settings) -> None:
         await ensure_search_attributes(client, create=False)
         worker, ingress = make_worker(client, settings, pool)
         synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
-        log.info("cron schedules synced", extra=synced.model_dump())
+        # (not spread into `extra`: "created" is a LogRecord attribute)
+        log.info("cron schedules synced", extra={"schedules": synced.model_dump()})
         await run_until_signalled(worker, dispatcher=ingress)
     finally:
         await pool.close()

@@ -94,7 +94,10 @@ async def _close(
     await ctx.step.run(
         f"announce{suffix}",
         announce_completion,
-        Announce(event_id=f"{ctx.workflow_id}/{ctx.run_id}/completed", completion=outcome),
+        Announce(
+            event_id=durable.derived_event_id(ctx.workflow_id, ctx.run_id, "completed"),
+            completion=outcome,
+        ),
     )
     return outcome
 

@@ -98,13 +98,23 @@ class Pm:
         return client.get(receipt.started[0])
 
 
+async def _fresh_org(pool: asyncpg.Pool) -> None:
+    # Every test starts from a freshly seeded local Linear, so its PM agents start from "never
+    # ran" too: the cursors are per org, and TEST_ORG is shared by the tests.
+    await pool.execute("DELETE FROM pm_cursors WHERE org_id = $1", TEST_ORG)
+
+
 @pytest.fixture
-def pm(dev_client: Client, pool: asyncpg.Pool, task_queue: str) -> Pm:
+async def pm(dev_client: Client, pool: asyncpg.Pool, task_queue: str) -> Pm:
+    await _fresh_org(pool)
     return Pm(dev_client, pool, task_queue)
 
 
 @pytest.fixture
-def skipping_pm(time_skipping: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> Pm:
+async def skipping_pm(
+    time_skipping: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> Pm:
+    await _fresh_org(pool)
     return Pm(time_skipping.client, pool, task_queue, search_attributes=False)
 
 

@@ -39,7 +39,16 @@ from durable import (
     WorkflowContext,
     parse_duration,
 )
-from durable._events import Event, On, event_type_name, merge, nest, path_exists, value_at
+from durable._events import (
+    Event,
+    On,
+    derived_event_id,
+    event_type_name,
+    merge,
+    nest,
+    path_exists,
+    value_at,
+)
 from durable._limits import SLOT_GRANTED
 from durable._tenancy import NO_TENANCY
 
@@ -480,7 +489,7 @@ class TemporalSteps(Steps):
 
     async def send_event(self, step_id: str, event: Event[Any]) -> str:
         info = workflow.info()
-        update: dict[str, Any] = {"id": f"{info.workflow_id}/{info.run_id}/{step_id}"}
+        update: dict[str, Any] = {"id": derived_event_id(info.workflow_id, info.run_id, step_id)}
         if event.tenancy is None and self.tenancy != NO_TENANCY:
             update["tenancy"] = self.tenancy  # an event from a run belongs to its org
         sent = event.model_copy(update=update)
