@@ -163,6 +163,13 @@ def dev(
     run_example: Annotated[
         bool, typer.Option("--run-example", help="Start the example workflow once ready.")
     ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo/--no-demo",
+            help="With the local Linear, run the backlog-triage PM agent's demo once ready.",
+        ),
+    ] = True,
 ) -> None:
     """Run the whole product locally: Temporal dev server (UI on :8233), PostgreSQL and the
     worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
@@ -198,7 +205,7 @@ def dev(
             say(f"started the example run {handle.id}; waiting for its result ...")
             say((await handle.result()).model_dump_json(indent=2))
 
-    run(run_dev(settings, serve))
+    run(run_dev(settings, serve, demo=demo))
 
 
 @app.command()
@@ -362,6 +369,11 @@ def send_event(
     event_id: Annotated[
         str | None, typer.Option("--id", help="Event id; sending one id twice acts once.")
     ] = None,
+    org: Annotated[
+        str, typer.Option("--org", help="The org the event belongs to (runs it starts too).")
+    ] = "",
+    workspace: Annotated[str, typer.Option("--workspace", help="Its workspace.")] = "",
+    project: Annotated[str, typer.Option("--project", help="Its project.")] = "",
 ) -> None:
     """Send an event: start the workflows it triggers and resolve the waits it matches. Prints
     what it did (runs started, waits resolved)."""
@@ -370,6 +382,8 @@ def send_event(
     payload: dict[str, Any] = {"data": read_input(data, None)}
     if event_id:
         payload["id"] = event_id
+    if org or workspace or project:
+        payload["tenancy"] = {"org_id": org, "workspace_id": workspace, "project_id": project}
 
     async def parse() -> Event[Any]:
         return parse_event(registry().event_type(event_type), payload)
@@ -551,6 +565,96 @@ def session(
             await pool.close()
 
     run(go())
+
+
+linear_app = typer.Typer(
+    help="Look at Linear as the workflows see it: the configured Linear, or in `durable dev` "
+    "without Linear credentials, the local Linear.",
+    no_args_is_help=True,
+)
+app.add_typer(linear_app, name="linear")
+
+PRIORITY_NAMES = {0: "none", 1: "urgent", 2: "high", 3: "medium", 4: "low"}
+
+
+def linear_issues_json(issue: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "identifier": issue["identifier"],
+        "title": issue["title"],
+        "state": (issue.get("state") or {}).get("name", ""),
+        "priority": issue["priority"],
+        "labels": [label["name"] for label in (issue.get("labels") or {}).get("nodes", [])],
+        "assignee": (issue.get("assignee") or {}).get("name", ""),
+        "url": issue.get("url") or "",
+        "updated_at": issue.get("updatedAt") or "",
+    }
+
+
+@linear_app.command("issues")
+def linear_issues(
+    team: Annotated[str, typer.Option("--team", help="A team key such as ENG.")] = "",
+    org: Annotated[
+        str, typer.Option("--org", help="The org whose Linear credential to use.")
+    ] = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List issues: identifier, state, priority, owner, labels and title."""
+    import httpx
+
+    from activities.linear.client import LinearClient, LinearCredential, LinearError
+    from activities.linear.steps import LinearCredentials
+    from workers.dev import LOCAL_KEY, LOCAL_ORG
+
+    settings = Settings()
+    if settings.linear_configured:
+        keys, tokens = settings.linear_api_keys, settings.linear_oauth_tokens
+        credentials = LinearCredentials(
+            api_keys=keys.get_secret_value() if keys else None,
+            oauth_tokens=tokens.get_secret_value() if tokens else None,
+        )
+        url = settings.linear_api_url
+        if org not in credentials.orgs:
+            known = ", ".join(credentials.orgs)
+            raise fail(Exit.USAGE, f"no Linear credential for org {org!r} (configured: {known})")
+        credential = credentials.for_org(org)
+    elif org == LOCAL_ORG:
+        url = f"http://127.0.0.1:{settings.linear_local_port}/graphql"
+        credential = LinearCredential(LOCAL_KEY)
+    else:
+        raise fail(
+            Exit.USAGE,
+            f"no Linear credential is configured; only the local Linear's org {LOCAL_ORG!r} "
+            "is known (set LINEAR_API_KEYS for others)",
+        )
+
+    async def go() -> list[dict[str, Any]]:
+        async with LinearClient(org, credential, url) as client:
+            team_id = None
+            if team:
+                found = [t for t in await client.teams() if team in (t["key"], t["id"])]
+                if not found:
+                    raise fail(Exit.NOT_FOUND, f"Linear has no team {team!r}")
+                team_id = found[0]["id"]
+            return await client.list_issues(team_id=team_id)
+
+    try:
+        found = asyncio.run(go())
+    except (LinearError, httpx.HTTPError) as err:
+        hint = "" if settings.linear_configured else " (is `durable dev` running?)"
+        raise fail(Exit.UNAVAILABLE, f"cannot read Linear at {url}: {err}{hint}") from None
+    rows = sorted(
+        (linear_issues_json(issue) for issue in found),
+        key=lambda i: (i["identifier"].split("-")[0], int(i["identifier"].split("-")[-1])),
+    )
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['identifier']:<8} {row['state']:<12} "
+            f"{PRIORITY_NAMES.get(row['priority'], '?'):<7}"
+            f" {row['assignee'] or '-':<14} [{', '.join(row['labels'])}]  {row['title']}"
+        )
 
 
 def main() -> None:

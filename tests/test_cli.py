@@ -49,6 +49,10 @@ async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
         (["send-event", "--help"], "--data"),
         (["approve", "--help"], "data.run_id"),
         (["waits", "--help"], "waiting for"),
+        (["linear", "issues", "--help"], "priority, owner"),
+        (["dev", "--help"], "--no-demo"),
+        (["approve", "--help"], "--item"),
+        (["send-event", "--help"], "--org"),
     ],
 )
 async def test_every_command_has_help(command: list[str], says: str) -> None:
@@ -72,6 +76,17 @@ async def test_workflows_lists_the_example_with_its_input() -> None:
             "unknown workflow 'rensei/nope.run'; registered workflows",
         ),
         (["start", "rensei/example.run", "-i", "{not json"], 2, "input is not valid JSON"),
+        (
+            ["send-event", "rensei/pm.backlog-triage.requested", "--org", "no spaces allowed"],
+            2,
+            "'rensei/pm.backlog-triage.requested' is malformed",
+        ),
+        (
+            ["send-event", "rensei/pm.backlog-triage.requested", "-d", '{"max_issues": 0}'],
+            2,
+            "greater than or equal to 1",
+        ),
+        (["linear", "issues", "--org", "acme"], 2, "only the local Linear's org 'local'"),
         (["start", "rensei/example.run", "-i", "[1]"], 2, "input must be a JSON object"),
         (["start", "rensei/example.run", "-i", '{"work_seconds": "x"}'], 2, "work_seconds"),
         (["start", "rensei/example.run", "-f", "/no/such.json"], 2, "does not exist"),

@@ -20,36 +20,116 @@ from .test_cli import durable
 BIN = Path(sys.executable).parent
 
 
+class Stderr:
+    """What `durable dev` has printed so far; read as it comes."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    async def wait_for(self, needle: str, timeout: float = 120) -> str:
+        """The first line containing `needle`, once printed."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
-async def dev_stack(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+async def dev_stack(
+    env: dict[str, str], *args: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, Stderr]]:
     process = await asyncio.create_subprocess_exec(
         str(BIN / "durable"),
         "dev",
+        *args,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    seen: list[str] = []
+    stream = process.stderr
+    seen = Stderr()
+
+    async def read() -> None:
+        while line := (await stream.readline()).decode():
+            seen.lines.append(line)
+
+    reader = asyncio.create_task(read())
     try:
-        async with asyncio.timeout(120):
-            while True:
-                line = (await process.stderr.readline()).decode()
-                assert line, f"durable dev exited early: {''.join(seen)}"
-                seen.append(line)
-                if "Press Ctrl-C" in line:
-                    break
-        banner = "".join(seen)
-        assert f"Temporal UI      http://127.0.0.1:{env['DURABLE_UI_PORT']}" in banner
-        drain = asyncio.create_task(process.stderr.read())
-        yield process
+        try:
+            await seen.wait_for("Press Ctrl-C")
+        except TimeoutError:
+            raise AssertionError(f"durable dev did not come up: {seen.text}") from None
+        assert f"Temporal UI      http://127.0.0.1:{env['DURABLE_UI_PORT']}" in seen.text
+        yield process, seen
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         code = await asyncio.wait_for(process.wait(), 60)
-        assert code == 0, (await drain).decode()
+        await reader
+        assert code == 0, seen.text
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        reader.cancel()
+
+
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "DURABLE_LINEAR_PORT": str(free_port()),
+        "DURABLE_DATA_DIR": str(tmp_path / "data"),
+        "DURABLE_TEMPORAL_PORT": str(free_port()),
+        "DURABLE_UI_PORT": str(free_port()),
+        "DURABLE_API_PORT": str(free_port()),
+        "DURABLE_TASK_QUEUE": "dev-test",
+    }
+
+
+async def test_the_first_command_runs_a_pm_agent_up_to_an_approval(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    async with dev_stack(env) as (_, stderr):
+        line = await stderr.wait_for("    durable approve '")
+        run_id = line.split("'")[1]
+        assert run_id.startswith("rensei/pm.backlog-triage.run:demo:backlog-triage:")
+        link = await stderr.wait_for("watch it ")
+        assert f"http://127.0.0.1:{env['DURABLE_UI_PORT']}/namespaces/default/workflows/" in link
+        assert "proposal         ENG-11 in the local Linear" in stderr.text
+        code, out, err = await durable("linear", "issues", "--json", env=env)
+        assert code == 0, err
+        before = {i["identifier"]: i for i in json.loads(out)}
+        assert before["ENG-10"]["assignee"] == "" and before["ENG-11"]["title"].startswith(
+            "Triage proposal"
+        )
+        code, _, err = await durable("approve", run_id, "--by", "new-user", env=env)
+        assert code == 0, err
+        await stderr.wait_for("Demo run approved after 1 round(s).")
+        code, out, err = await durable("linear", "issues", "--json", env=env)
+        after = {i["identifier"]: i for i in json.loads(out)}
+        assert after["ENG-10"]["assignee"] == "Ada Lovelace" and after["ENG-10"]["priority"] == 1
+        assert after["ENG-11"]["state"] == "Done", "the review issue is closed"
+        code, out, _ = await durable("linear", "issues", env=env)
+        assert any(row.startswith("ENG-10 ") and "Ada Lovelace" in row for row in out.splitlines())
+        code, out, _ = await durable("status", run_id, env=env)
+        assert "status     completed" in out
+    assert "ENG-10  urgent  Ada Lovelace" in stderr.text, "the demo prints what changed"
+
+
+async def test_no_demo_starts_nothing_and_linear_view_says_when_nothing_answers(
+    tmp_path: Path,
+) -> None:
+    env = stack_env(tmp_path)
+    code, _, err = await durable("linear", "issues", env=env)
+    assert code == 4 and "cannot read Linear" in err and "durable dev" in err
+    async with dev_stack(env, "--no-demo") as (_, stderr):
+        code, out, err = await durable("linear", "issues", "--json", env=env)
+        assert code == 0, err
+        assert len(json.loads(out)) == 10, "the seeded issues, and no triage proposal"
+    assert "Demo" not in stderr.text
 
 
 async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Path) -> None:
@@ -63,7 +143,7 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         "DURABLE_API_PORT": str(api_port),
         "DURABLE_TASK_QUEUE": "dev-test",
     }
-    async with dev_stack(env):
+    async with dev_stack(env, "--no-demo"):
         ui = await asyncio.to_thread(
             urllib.request.urlopen, f"http://127.0.0.1:{ui_port}/", timeout=10
         )
@@ -90,7 +170,7 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
     assert not port_in_use(ui_port)
     assert not port_in_use(linear_port), "and the local Linear"
 
-    async with dev_stack(env):
+    async with dev_stack(env, "--no-demo"):
         code, out, _ = await durable("status", run_id, env=env)
     assert code == 0
     assert "status     completed" in out, "the run survived the restart (SQLite in the data dir)"

@@ -7,6 +7,7 @@ migrations, and runs the worker. Ctrl-C stops everything it started, worker firs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -20,6 +21,7 @@ from store import EventStore, create_pool, migrate
 from store._pool import redact
 from workflows import registry as shipped_registry
 
+from .demo import run_demo
 from .embedded import EmbeddedPostgres, EmbeddedTemporal
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
@@ -93,7 +95,11 @@ async def start_local_linear(settings: Settings) -> tuple[LinearSteps | None, Lo
 async def run_dev(
     settings: Settings,
     after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None = None,
+    *,
+    demo: bool = True,
 ) -> None:
+    """Run everything until Ctrl-C. With `demo` and the local Linear running, start the
+    backlog-triage PM agent's demo run once the worker is up (workers/demo.py)."""
     telemetry = start_telemetry(settings, metrics=True)
     async with (
         embedded_stack(settings) as (address, database_url, ui),
@@ -132,10 +138,16 @@ async def run_dev(
                     say(f"  traces           OTEL_TRACES_EXPORTER={settings.traces_exporter}")
                 say("")
                 say("  In another terminal:  durable start rensei/example.run --wait")
+                say("                        durable workflows   (what else there is)")
                 say("  Press Ctrl-C to stop everything started here.")
                 say("")
                 if after_start is not None:
                     await after_start(durable, ingress.store)
+                if demo and local_linear is not None:
+                    task = asyncio.create_task(
+                        run_demo(durable, local_linear, LOCAL_ORG, ui, settings.temporal_namespace)
+                    )
+                    stack.callback(task.cancel)
 
             await run_until_signalled(worker, on_ready=ready, dispatcher=ingress)
         finally:

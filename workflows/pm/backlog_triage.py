@@ -53,6 +53,9 @@ class BacklogTriageParams(BaseModel):
 
     team: str = Field("", description="Team key (ENG) or id; empty: the first team")
     lookback: str = Field("30d", description="How far back the first run looks")
+    since: datetime | None = Field(
+        None, description="Look at changes since this time instead of since the last run"
+    )
     max_issues: int = Field(25, ge=1, le=200, description="At most this many issues per run")
     approval_timeout: str = Field("24h", description="How long each review round waits")
     max_revisions: int = Field(2, ge=0, le=10, description="Revise rounds before it gives up")
@@ -166,6 +169,7 @@ async def backlog_triage(
     params = input.data
     team = await ctx.step.run("team", get_team, TeamQuery(team=params.team))
     since, now = await since_last_run(ctx, AGENT_ID, team.id, first_lookback=params.lookback)
+    since = params.since or since
     changed = await ctx.step.run(
         "fetch-issues", list_issues, ListIssues(team_id=team.id, updated_since=since)
     )
