@@ -10,7 +10,8 @@ It reads `{"prompt", "context"}` on stdin, prints a few `{"progress": ...}` line
   keyword rules; reviewer `notes` such as "ENG-3 priority 1; ENG-4 owner Grace Hopper; ENG-5
   labels bug, security; skip ENG-6" revise the proposal.
 - `status-report`: a markdown status report from `projects` and what moved in each.
-- `stale-review`: for each stale issue, propose `close` or `ping` (its assignee), with a reason.
+- `stale-review`: for each stale issue, propose `close` or `ping` (its assignee), with a reason;
+  reviewer `notes` such as "keep ENG-5; close ENG-3; ping ENG-6" revise it.
 - `audit`: findings about one `project`'s issues (urgent work left open, bugs with no owner,
   work in progress that has not moved).
 - `revise-finding`: a `finding` revised with the reviewer's `notes`.
@@ -201,6 +202,20 @@ def stale_review(context: dict[str, Any]) -> dict[str, Any]:
                 "reason": reason,
             }
         )
+    notes = str(context.get("notes") or "")
+    if notes:
+        progress("revising with the reviewer's notes")
+        # "keep ENG-5" drops it; "close ENG-3" / "ping ENG-3" sets its action.
+        for part in re.split(r"[;\n]+", notes):
+            words = part.strip().split()
+            if len(words) != 2 or words[0].lower() not in ("keep", "close", "ping"):
+                continue
+            verb, key = words[0].lower(), words[1].upper()
+            for proposal in proposals:
+                if key in (proposal["identifier"].upper(), proposal["issue_id"].upper()):
+                    proposal["action"] = verb
+                    proposal["reason"] = f"the reviewer asked to {verb} it"
+        proposals = [p for p in proposals if p["action"] != "keep"]
     closing = sum(1 for p in proposals if p["action"] == "close")
     return {
         "kind": "stale-review",

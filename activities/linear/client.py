@@ -237,6 +237,16 @@ class LinearClient:
         nodes: list[dict[str, Any]] = data["projects"]["nodes"]
         return nodes
 
+    async def create_project_update(self, input: dict[str, Any]) -> dict[str, Any]:
+        """Post a project update; idempotent with `input["id"]` like `create_issue`."""
+        return await self._create(
+            CREATE_PROJECT_UPDATE,
+            "projectUpdateCreate",
+            "projectUpdate",
+            input,
+            lambda: self._find(GET_PROJECT_UPDATE, "projectUpdate", input["id"]),
+        )
+
     # --- the Agent API -----------------------------------------------------------------------
 
     async def create_agent_activity(self, input: dict[str, Any]) -> dict[str, Any]:
@@ -310,6 +320,20 @@ PROJECTS = """
 query Projects {
   projects(first: 100) { nodes { id name description state } }
 }
+"""
+
+PROJECT_UPDATE_FIELDS = "id body url health createdAt project { id name }"
+
+CREATE_PROJECT_UPDATE = f"""
+mutation CreateProjectUpdate($input: ProjectUpdateCreateInput!) {{
+  projectUpdateCreate(input: $input) {{ success projectUpdate {{ {PROJECT_UPDATE_FIELDS} }} }}
+}}
+"""
+
+GET_PROJECT_UPDATE = f"""
+query GetProjectUpdate($id: String!) {{
+  projectUpdate(id: $id) {{ {PROJECT_UPDATE_FIELDS} }}
+}}
 """
 
 ISSUE_FIELDS = """

@@ -286,3 +286,34 @@ def agent_activity_create(ctx: Context, src: Any, args: dict[str, Any]) -> dict[
             session["endedAt"] = now
         ws.touch(session)
     return _payload(ws, "agentActivity", record)
+
+
+_HEALTH = ("onTrack", "atRisk", "offTrack")
+
+
+@field("Mutation", "projectUpdateCreate")
+def project_update_create(ctx: Context, src: Any, args: dict[str, Any]) -> dict[str, Any]:
+    ws, input = ctx.ws, args["input"]
+    project = ws.get("Project", input.get("projectId"))
+    update_id = ws.new_id("ProjectUpdate", input.get("id"))
+    body = input.get("body") or ""
+    if not body.strip():
+        raise invalid_input("body must not be empty")
+    health = input.get("health") or "onTrack"
+    if health not in _HEALTH:
+        raise invalid_input(f"health must be one of {', '.join(_HEALTH)}")
+    now = ws.now()
+    record = {
+        "id": update_id,
+        "body": body,
+        "health": health,
+        "projectId": project["id"],
+        "userId": ctx.viewer_id,
+        "slugId": update_id.replace("-", "")[:12],
+        "isDiffHidden": bool(input.get("isDiffHidden")),
+        "createdAt": now,
+        "updatedAt": now,
+        "editedAt": None,
+    }
+    ws.touch(project)
+    return _payload(ws, "projectUpdate", ws.add("ProjectUpdate", record))

@@ -42,6 +42,7 @@ for _name, _kind in (
     ("comments", "Comment"),
     ("agentSessions", "AgentSession"),
     ("agentActivities", "AgentActivity"),
+    ("projectUpdates", "ProjectUpdate"),
 ):
     _listing(_name, _kind)
 
@@ -53,6 +54,7 @@ for _name, _kind in (
     ("comment", "Comment"),
     ("agentSession", "AgentSession"),
     ("agentActivity", "AgentActivity"),
+    ("projectUpdate", "ProjectUpdate"),
 ):
     _single(_name, _kind)
 
@@ -124,6 +126,12 @@ to_one("AgentSession", "appUser", "User", "appUserId")
 to_one("AgentSession", "creator", "User", "creatorId")
 to_many("AgentSession", "activities", "AgentActivity", lambda s, a: a["agentSessionId"] == s["id"])
 
+to_one("ProjectUpdate", "project", "Project", "projectId")
+to_one("ProjectUpdate", "user", "User", "userId")
+to_many(
+    "Project", "projectUpdates", "ProjectUpdate", lambda project, u: u["projectId"] == project["id"]
+)
+
 to_one("AgentActivity", "agentSession", "AgentSession", "agentSessionId")
 to_one("AgentActivity", "user", "User", "userId")
 to_one("AgentActivity", "sourceComment", "Comment", "sourceCommentId")
@@ -141,7 +149,7 @@ def _url(kind: str) -> None:
     field(kind, "url")(lambda ctx, src, args: ctx.ws.url(kind, src))
 
 
-for _kind in ("Issue", "Comment", "Project", "Team", "User", "AgentSession"):
+for _kind in ("Issue", "Comment", "Project", "Team", "User", "AgentSession", "ProjectUpdate"):
     _url(_kind)
 
 

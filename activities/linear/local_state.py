@@ -30,6 +30,7 @@ TABLES: dict[str, str] = {
     "Comment": "comments",
     "AgentSession": "agentSessions",
     "AgentActivity": "agentActivities",
+    "ProjectUpdate": "projectUpdates",
 }
 
 _SEED_NAMESPACE = uuid.UUID("5b6f0c8e-3f5e-4f53-9a53-4c0c3d3e8a11")
@@ -100,6 +101,10 @@ class Workspace:
             return f"{self.base_url}/profiles/{slug(record['name'])}"
         if kind == "AgentSession":
             return f"{self.base_url}/agent-session/{record['slugId']}"
+        if kind == "ProjectUpdate":
+            project = self.tables["Project"].get(record.get("projectId") or "")
+            parent = self.url("Project", project) if project else self.base_url
+            return f"{parent}/updates#project-update-{record['slugId']}"
         return self.base_url
 
     # --- reading ------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ class Workspace:
         }
         for kind, key in TABLES.items():
             rows = copy.deepcopy(self.all(kind))
-            if kind in ("Issue", "Comment", "AgentSession"):
+            if kind in ("Issue", "Comment", "AgentSession", "ProjectUpdate"):
                 for row in rows:
                     row["url"] = self.url(kind, row)
             out[key] = rows

@@ -157,6 +157,19 @@ class Projects(BaseModel):
     projects: list[Project]
 
 
+class CreateProjectUpdate(BaseModel):
+    id: str = Field(description="A UUID made by the workflow: the idempotency key")
+    project_id: str
+    body: str = Field(description="Markdown")
+    health: str = Field("onTrack", description="onTrack, atRisk or offTrack")
+
+
+class ProjectUpdateRef(BaseModel):
+    id: str
+    url: str = ""
+    project_id: str = ""
+
+
 class PostAgentActivity(BaseModel):
     id: str = Field(description="A UUID made by the workflow: the idempotency key")
     agent_session_id: str
@@ -175,6 +188,9 @@ get_issues = durable.declare_activity("linear.get-issues", GetIssues, FoundIssue
 get_team = durable.declare_activity("linear.team", TeamQuery, Team)
 ensure_labels = durable.declare_activity("linear.ensure-labels", EnsureLabels, Labels)
 list_projects = durable.declare_activity("linear.list-projects", ListProjects, Projects)
+create_project_update = durable.declare_activity(
+    "linear.create-project-update", CreateProjectUpdate, ProjectUpdateRef
+)
 post_agent_activity = durable.declare_activity(
     "linear.agent-activity", PostAgentActivity, AgentActivityRef
 )
@@ -427,6 +443,21 @@ class LinearSteps:
                 )
                 for p in found
             ]
+        )
+
+    @durable.implements(create_project_update)
+    async def create_project_update(self, input: CreateProjectUpdate) -> ProjectUpdateRef:
+        async with self._client() as client:
+            made = await client.create_project_update(
+                {
+                    "id": input.id,
+                    "projectId": input.project_id,
+                    "body": input.body,
+                    "health": input.health,
+                }
+            )
+        return ProjectUpdateRef(
+            id=made["id"], url=made.get("url") or "", project_id=made["project"]["id"]
         )
 
     @durable.implements(post_agent_activity)

@@ -91,8 +91,9 @@ class Pm:
     async def trigger(
         client: TemporalDurableClient, event: durable.Event[Any]
     ) -> durable.RunHandle[Any]:
-        """Send a PM agent's trigger event for TEST_ORG; the handle of the run it started."""
-        sent = event.model_copy(update={"id": event.id or str(uuid.uuid4()), "tenancy": TENANCY})
+        """Send a PM agent's trigger event (under a fresh id) for TEST_ORG; the handle of the run
+        it started."""
+        sent = event.model_copy(update={"id": str(uuid.uuid4()), "tenancy": TENANCY})
         receipt = await client.send_event(sent)
         assert len(receipt.started) == 1, receipt
         return client.get(receipt.started[0])

@@ -21,6 +21,10 @@ from activities.pm import ScheduledOrgs, scheduled_orgs
 
 from .backlog_triage import AGENT_ID as TRIAGE_AGENT
 from .backlog_triage import BacklogTriageRequested, backlog_triage
+from .stale_sweeper import AGENT_ID as SWEEPER_AGENT
+from .stale_sweeper import StaleSweepRequested, stale_sweeper
+from .status_review import AGENT_ID as REVIEW_AGENT
+from .status_review import StatusReviewRequested, status_review
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,18 @@ PM_AGENT_REGISTRATIONS: list[PmAgentRegistration] = [
         cron="0 9 * * 1-5",
         event=BacklogTriageRequested,
         observation_agent_id=TRIAGE_AGENT,
+    ),
+    PmAgentRegistration(
+        workflow=status_review,
+        cron="0 9 * * 1",
+        event=StatusReviewRequested,
+        observation_agent_id=REVIEW_AGENT,
+    ),
+    PmAgentRegistration(
+        workflow=stale_sweeper,
+        cron="0 8 * * 1",
+        event=StaleSweepRequested,
+        observation_agent_id=SWEEPER_AGENT,
     ),
 ]
 
