@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -65,6 +66,8 @@ class EmbeddedTemporal:
         db_file: SQLite file that keeps runs across restarts; None keeps them in memory.
         fast_sqlite: Use FAST_SQLITE_PRAGMAS (see above) with a db file.
         ui_codec_endpoint: The codec endpoint the UI decodes payloads with (`.../codec`).
+        dynamic_config: Server dynamic config values, e.g.
+            `{"limit.historyCount.suggestContinueAsNew": 40}`.
     """
 
     port: int
@@ -74,6 +77,7 @@ class EmbeddedTemporal:
     fast_sqlite: bool = True
     log_file: Path | None = None
     ui_codec_endpoint: str | None = None
+    dynamic_config: dict[str, object] = field(default_factory=dict)
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -97,6 +101,8 @@ class EmbeddedTemporal:
                     args += ["--sqlite-pragma", pragma]
         for key in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{key.name}=Keyword"]
+        for name, value in self.dynamic_config.items():
+            args += ["--dynamic-config-value", f"{name}={json.dumps(value)}"]
         return args
 
     async def start(self, timeout: float = 60.0) -> None:

@@ -3,6 +3,7 @@
 from durable import Registry
 
 from .agents import AGENT_EVENTS, AGENT_WORKFLOWS
+from .audit import AUDIT_EVENTS, AUDIT_WORKFLOWS
 from .events import ApprovalResolved
 from .example import example, summarise
 from .linear_events import LINEAR_EVENTS
@@ -14,9 +15,9 @@ def registry() -> Registry:
     from activities.example import compose, plan, research
 
     return Registry(
-        [example, summarise, *AGENT_WORKFLOWS, *pm_workflows()],
+        [example, summarise, *AGENT_WORKFLOWS, *pm_workflows(), *AUDIT_WORKFLOWS],
         [plan, research, compose],
-        [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS, *pm_events()],
+        [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS, *pm_events(), *AUDIT_EVENTS],
         pm_schedules(),
     )
 
