@@ -567,6 +567,51 @@ def session(
     run(go())
 
 
+@app.command()
+def memory(
+    org: Annotated[str, typer.Option("--org", help="The org whose memory you read.")],
+    project: Annotated[
+        str | None, typer.Option("--project", help="Only this project ('' for no project).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the memory notes memory consolidation wrote for an org's projects. Only the given
+    org's notes are visible."""
+    from store import MemoryStore, create_pool
+    from workers.runtime import database_url
+
+    async def go() -> list[dict[str, Any]]:
+        pool = await create_pool(database_url(Settings()), max_size=1)
+        try:
+            notes = await MemoryStore(pool).notes(org)
+        finally:
+            await pool.close()
+        return [
+            {
+                "project": n.project,
+                "sessions": n.sessions,
+                "updated_by": n.updated_by,
+                "updated_at": n.updated_at.isoformat(),
+                "note": n.note,
+            }
+            for n in notes
+            if project is None or n.project == project
+        ]
+
+    found = run(go())
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        typer.echo(f"no memory notes for org {org!r} yet (memory consolidation runs nightly)")
+    for note in found:
+        typer.echo(
+            f"== {note['project'] or '(no project)'}: {note['sessions']} session(s), "
+            f"updated {note['updated_at']}"
+        )
+        typer.echo(note["note"])
+
+
 linear_app = typer.Typer(
     help="Look at Linear as the workflows see it: the configured Linear, or in `durable dev` "
     "without Linear credentials, the local Linear.",

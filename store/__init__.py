@@ -2,6 +2,7 @@
 
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
+from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pm import PmStore
 from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
@@ -32,7 +33,11 @@ __all__ = [
     "create_pool",
     "describe_connection_error",
     "migrate",
+    "MemoryNote",
+    "MemoryStore",
     "NewSession",
+    "SessionOutcome",
+    "Written",
     "PmStore",
     "ProgressLine",
     "SessionRecord",

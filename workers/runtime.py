@@ -27,6 +27,7 @@ from activities.agents import (
 )
 from activities.example import NoteActivities
 from activities.linear.steps import LinearCredentials, LinearSteps
+from activities.memory import MemoryActivities
 from activities.pm import PmActivities
 from adapters.temporal import (
     AesGcmCodec,
@@ -38,7 +39,7 @@ from adapters.temporal import (
     parse_codec_keys,
 )
 from durable import DurableClient, Registry
-from store import EventStore, PmStore, SessionStore, StepAudit, create_pool
+from store import EventStore, MemoryStore, PmStore, SessionStore, StepAudit, create_pool
 from workflows import registry as shipped_registry
 from workflows.agents import SESSION_WORKFLOW
 
@@ -133,6 +134,7 @@ def worker_registry(
         registry.bind(NoteActivities(pool))
         sessions = SessionStore(pool)
         registry.bind(PmActivities(PmStore(pool), sessions, orgs))
+        registry.bind(MemoryActivities(MemoryStore(pool)))
         registry.bind(
             AgentActivities(
                 sessions,

@@ -7,6 +7,7 @@ from .audit import AUDIT_EVENTS, AUDIT_WORKFLOWS
 from .events import ApprovalResolved
 from .example import example, summarise
 from .linear_events import LINEAR_EVENTS
+from .memory import consolidate_memory
 from .pm import pm_events, pm_schedules, pm_workflows
 
 
@@ -15,7 +16,14 @@ def registry() -> Registry:
     from activities.example import compose, plan, research
 
     return Registry(
-        [example, summarise, *AGENT_WORKFLOWS, *pm_workflows(), *AUDIT_WORKFLOWS],
+        [
+            example,
+            summarise,
+            *AGENT_WORKFLOWS,
+            *pm_workflows(),
+            *AUDIT_WORKFLOWS,
+            consolidate_memory,
+        ],
         [plan, research, compose],
         [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS, *pm_events(), *AUDIT_EVENTS],
         pm_schedules(),

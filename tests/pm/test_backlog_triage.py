@@ -164,8 +164,11 @@ async def test_silence_for_24_hours_expires_the_proposal(
 ) -> None:
     pm = skipping_pm
     before = issues(local_linear)
+    # The time-skipping server's clock runs ahead of the seed's (other tests skip days too):
+    # look back far enough to see the whole seed either way.
+    params = BacklogTriageParams(lookback="400d")
     async with pm.running(local_linear) as client:
-        handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
+        handle = await pm.trigger(client, BacklogTriageRequested(data=params))
         await waiting_at(pm, handle.id, "await-approval#1")
         await time_skipping.sleep(24 * 3600 + 60)
         out = await handle.result()
@@ -182,7 +185,7 @@ async def test_silence_for_24_hours_expires_the_proposal(
             await pm.pool.fetchval("SELECT count(*) FROM pm_cursors WHERE org_id = $1", TEST_ORG)
             == 0
         )
-        again = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
+        again = await pm.trigger(client, BacklogTriageRequested(data=params))
         await waiting_at(pm, again.id, "await-approval#1")
         await approve(client, again.id, "reject")
         second = await again.result()
@@ -227,6 +230,9 @@ async def test_the_cron_tick_starts_a_triage_run_per_org(pm: Pm, local_linear: L
     async with pm.running(local_linear) as client:
         tick = await client.start(pm_tick, PmTick(agent="backlog-triage"))
         out = await tick.result()
+        await replay(
+            registry(), [await client.temporal.get_workflow_handle(tick.id).fetch_history()]
+        )
         assert out.orgs == [TEST_ORG] and out.event == "rensei/pm.backlog-triage.requested"
         (event_id,) = out.events
         run = client.get(f"rensei/pm.backlog-triage.run:{event_id}")

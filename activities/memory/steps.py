@@ -1,0 +1,126 @@
+"""Memory steps. A run with an org sees only that org's sessions and notes; a run without one
+(the scheduled, platform-wide consolidation) sees every org's, and writes each org's note under
+that org."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+import durable
+from store import MemoryStore
+
+
+class PendingQuery(BaseModel):
+    limit: int = Field(500, ge=1, le=5000)
+    exclude_agents: list[str] = []
+
+
+class Outcome(BaseModel):
+    session_id: str
+    agent_id: str = ""
+    summary: str = ""
+
+
+class ProjectGroup(BaseModel):
+    org_id: str
+    project: str
+    sessions: list[Outcome]
+
+
+class PendingSessions(BaseModel):
+    groups: list[ProjectGroup]
+
+    @property
+    def count(self) -> int:
+        return sum(len(g.sessions) for g in self.groups)
+
+
+class NoteQuery(BaseModel):
+    org_id: str
+    project: str
+
+
+class CurrentNote(BaseModel):
+    note: str = ""
+    sessions: int = 0
+
+
+class WriteNote(BaseModel):
+    org_id: str
+    project: str
+    note: str
+    session_ids: list[str]
+
+
+class WrittenNote(BaseModel):
+    counted: int
+    already: int = 0
+    repeated: bool = False
+
+
+pending_sessions = durable.declare_activity(
+    "memory.pending-sessions", PendingQuery, PendingSessions, timeout="1m"
+)
+current_note = durable.declare_activity("memory.current-note", NoteQuery, CurrentNote)
+write_note = durable.declare_activity(
+    "memory.write-note",
+    WriteNote,
+    WrittenNote,
+    # Idempotent (one write per step): retry until the store is back.
+    retry=durable.RetryPolicy(max_attempts=0, max_interval="30s"),
+)
+
+
+def _scope(org_id: str) -> None:
+    own = durable.activity_context().info.tenancy.org_id
+    if own and own != org_id:
+        raise durable.NonRetryableError(
+            f"a run of org {own!r} cannot touch org {org_id!r}'s memory", kind="WrongOrg"
+        )
+
+
+class MemoryActivities:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    @durable.implements(pending_sessions)
+    async def pending_sessions(self, input: PendingQuery) -> PendingSessions:
+        org = durable.activity_context().info.tenancy.org_id or None
+        found = await self._store.pending(
+            org_id=org, exclude_agents=input.exclude_agents, limit=input.limit
+        )
+        groups: dict[tuple[str, str], ProjectGroup] = {}
+        for s in found:
+            group = groups.setdefault(
+                (s.org_id, s.project), ProjectGroup(org_id=s.org_id, project=s.project, sessions=[])
+            )
+            group.sessions.append(
+                Outcome(session_id=s.session_id, agent_id=s.agent_id, summary=s.summary)
+            )
+        return PendingSessions(groups=[groups[k] for k in sorted(groups)])
+
+    @durable.implements(current_note)
+    async def current_note(self, input: NoteQuery) -> CurrentNote:
+        _scope(input.org_id)
+        found = await self._store.note(input.org_id, input.project)
+        return (
+            CurrentNote()
+            if found is None
+            else CurrentNote(note=found.note, sessions=found.sessions)
+        )
+
+    @durable.implements(write_note)
+    async def write_note(self, input: WriteNote) -> WrittenNote:
+        _scope(input.org_id)
+        info = durable.activity_context().info
+        written = await self._store.write(
+            write_key=info.idempotency_key,
+            org_id=input.org_id,
+            project=input.project,
+            note=input.note,
+            session_ids=input.session_ids,
+            run_id=info.workflow_id,
+        )
+        return WrittenNote(
+            counted=written.counted, already=written.already, repeated=written.repeated
+        )

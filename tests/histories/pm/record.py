@@ -1,0 +1,104 @@
+"""Record the histories of the PM agents, the audit and memory consolidation that
+tests/pm/test_replay.py replays:
+
+    python -m tests.histories.pm.record
+
+Starts a dev server, PostgreSQL and the local Linear of its own and runs, with the shipped
+local agent: a backlog triage revised once then approved, a status review, a stale sweep
+approved, an audit of one project approved (with its child), a memory consolidation, and a PM
+cron tick. Writes each history next to this file and their workflow ids to index.json.
+Re-record only when an incompatible change is intended and no runs of the old code remain in
+flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+from activities.linear.local_server import LocalLinear
+from adapters.temporal import ensure_search_attributes
+from store import create_pool, migrate
+from tests.linear.conftest import TEST_KEY, TEST_ORG
+from tests.pm.conftest import Pm, approve, waiting_at
+from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
+from workflows.audit import AuditParams, AuditRequested
+from workflows.memory import ConsolidateInput, consolidate_memory
+from workflows.pm.backlog_triage import BacklogTriageParams, BacklogTriageRequested
+from workflows.pm.registered import PmTick, pm_tick
+from workflows.pm.stale_sweeper import StaleSweepParams, StaleSweepRequested
+from workflows.pm.status_review import StatusReviewParams, StatusReviewRequested
+
+HERE = Path(__file__).parent
+
+
+async def record(pm: Pm, linear: LocalLinear) -> dict[str, str]:
+    runs: dict[str, str] = {}
+    async with pm.running(linear) as client:
+        triage = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
+        await waiting_at(pm, triage.id, "await-approval#1")
+        await approve(client, triage.id, "revise", notes="ENG-10 priority 2")
+        await waiting_at(pm, triage.id, "await-approval#2")
+        await approve(client, triage.id)
+        await triage.result()
+        runs["backlog_triage.json"] = triage.id
+
+        review = await pm.trigger(client, StatusReviewRequested(data=StatusReviewParams()))
+        await review.result()
+        runs["status_review.json"] = review.id
+
+        sweep = await pm.trigger(client, StaleSweepRequested(data=StaleSweepParams(stale_days=5)))
+        await waiting_at(pm, sweep.id, "await-approval#1")
+        await approve(client, sweep.id)
+        await sweep.result()
+        runs["stale_sweeper.json"] = sweep.id
+
+        params = AuditParams(projects=["Q3 Reliability"], recheck_after="1s")
+        audit = await pm.trigger(client, AuditRequested(data=params))
+        await waiting_at(pm, audit.id, "await-decision#1")
+        await approve(client, audit.id, item="F1")
+        await audit.result()
+        runs["audit.json"] = audit.id
+        execution = (await audit.describe()).execution_id
+        runs["audit_project.json"] = f"{audit.id}:{execution}:analyse:Q3 Reliability"
+
+        memory = await client.start(consolidate_memory, ConsolidateInput())
+        await memory.result()
+        runs["memory_consolidate.json"] = memory.id
+
+        tick = await client.start(pm_tick, PmTick(agent="stale-sweeper"))
+        out = await tick.result()
+        runs["pm_tick.json"] = tick.id
+        for event_id in out.events:  # the sweep it started: not recorded, just ended
+            await client.get(f"rensei/pm.stale-sweeper.run:{event_id}").cancel("recorded")
+        for name, run_id in runs.items():
+            history = await client.temporal.get_workflow_handle(run_id).fetch_history()
+            (HERE / name).write_text(history.to_json())
+    return runs
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedTemporal(port=free_port())
+        postgres = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
+        await server.start()
+        try:
+            pool = await create_pool(await postgres.start())
+            await migrate(pool)
+            client = await server.connect()
+            await ensure_search_attributes(client, create=True)
+            pm = Pm(client, pool, f"record-{uuid.uuid4()}")
+            async with LocalLinear(keys={TEST_KEY: TEST_ORG}) as linear:
+                runs = await record(pm, linear)
+            (HERE / "index.json").write_text(json.dumps(runs, indent=2) + "\n")
+            await pool.close()
+        finally:
+            await server.stop()
+            await postgres.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
