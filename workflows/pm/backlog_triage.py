@@ -24,24 +24,27 @@ from pydantic import BaseModel, Field, ValidationError
 import durable
 from activities.agents import SessionRequest
 from activities.linear.steps import (
-    CreateComment,
-    CreateIssue,
     EnsureLabels,
-    IssueRef,
     IssueSummary,
     ListIssues,
     Team,
     TeamQuery,
     UpdateIssue,
-    create_comment,
-    create_issue,
     ensure_labels,
     get_team,
     list_issues,
     update_issue,
 )
 
-from .common import AgentAnswer, Reviewed, consult_agent, finished_run, review, since_last_run
+from .common import (
+    AgentAnswer,
+    Reviewed,
+    ReviewIssue,
+    consult_agent,
+    finished_run,
+    review,
+    since_last_run,
+)
 
 AGENT_ID = "pm-backlog-triage"
 CLOSED_STATES = ("completed", "canceled")
@@ -181,7 +184,7 @@ async def backlog_triage(
     out.considered = len(todo)
     asked = {issue.id: issue for issue in todo}
     all_notes: list[str] = []
-    review_issue: list[IssueRef] = []
+    thread = ReviewIssue(ctx, team)
 
     async def propose(round: int, notes: str) -> TriageProposal:
         if notes:
@@ -230,33 +233,18 @@ async def backlog_triage(
     async def ask(round: int, proposal: TriageProposal) -> None:
         table = proposal_table(proposal.items)
         answer_with = how_to_answer(ctx.workflow_id, params.approval_timeout)
+        body = f"{table}\n\n{answer_with}"
         if round == 1:
-            made = await ctx.step.run(
-                "post-proposal",
-                create_issue,
-                CreateIssue(
-                    id=ctx.uuid(),
-                    team_id=team.id,
-                    title=f"Triage proposal: {len(proposal.items)} issue(s) of {team.key}",
-                    description=(
-                        f"The backlog-triage agent looked at the issues of {team.key} changed "
-                        f"since {since:%Y-%m-%d %H:%M} UTC that need triage, and proposes:\n\n"
-                        f"{table}\n\n{answer_with}\n\nRun: `{ctx.workflow_id}`"
-                    ),
-                ),
+            body = (
+                f"The backlog-triage agent looked at the issues of {team.key} changed since "
+                f"{since:%Y-%m-%d %H:%M} UTC that need triage, and proposes:\n\n{body}\n\n"
+                f"Run: `{ctx.workflow_id}`"
             )
-            review_issue.append(made)
-            out.review_issue, out.review_url = made.identifier, made.url
-        else:
-            await ctx.step.run(
-                f"post-revision#{round}",
-                create_comment,
-                CreateComment(
-                    id=ctx.uuid(),
-                    issue_id=review_issue[0].id,
-                    body=f"Revised proposal (round {round}):\n\n{table}\n\n{answer_with}",
-                ),
-            )
+        await thread.post(
+            round, f"Triage proposal: {len(proposal.items)} issue(s) of {team.key}", body
+        )
+        if thread.issue is not None:
+            out.review_issue, out.review_url = thread.issue.identifier, thread.issue.url
 
     try:
         decided: Reviewed[TriageProposal] = await review(
@@ -268,29 +256,21 @@ async def backlog_triage(
         )
     except _AgentFailed as failed:
         out.status, out.error = "agent-failed", str(failed)
-        if review_issue:
-            await _close_review(ctx, team, review_issue[0], f"Stopped: {failed}", done=False)
+        await thread.close(f"Stopped: {failed}", done=False)
         return out
 
     out.rounds = decided.rounds
     out.status = decided.outcome
-    review_ref = review_issue[0]
     if decided.outcome == "approved":
         out.applied = await _apply(ctx, team, decided.proposal.items, asked)
         who = f" by {decided.by}" if decided.by else ""
-        await _close_review(
-            ctx,
-            team,
-            review_ref,
+        await thread.close(
             f"Approved{who}. Applied to {len(out.applied)} issue(s): "
             f"{', '.join(out.applied) or 'none'}.\n\n{proposal_table(decided.proposal.items)}",
             done=True,
         )
     elif decided.outcome == "expired":
-        await _close_review(
-            ctx,
-            team,
-            review_ref,
+        await thread.close(
             f"No decision within {params.approval_timeout}: the proposal expired and nothing "
             "was changed. The next run proposes these issues again.",
             done=False,
@@ -298,9 +278,7 @@ async def backlog_triage(
     else:
         why = "Rejected" if decided.outcome == "rejected" else "Too many revisions"
         notes = f": {decided.notes}" if decided.notes else ""
-        await _close_review(
-            ctx, team, review_ref, f"{why}{notes}. Nothing was changed.", done=False
-        )
+        await thread.close(f"{why}{notes}. Nothing was changed.", done=False)
     if decided.outcome != "expired":
         await finished_run(ctx, AGENT_ID, team.id, now)
     return out
@@ -336,18 +314,3 @@ async def _apply(
         )
         applied.append(issue.identifier or issue.id)
     return applied
-
-
-async def _close_review(
-    ctx: durable.WorkflowContext, team: Team, review_issue: IssueRef, body: str, *, done: bool
-) -> None:
-    await ctx.step.run(
-        "post-outcome",
-        create_comment,
-        CreateComment(id=ctx.uuid(), issue_id=review_issue.id, body=body),
-    )
-    state = team.state("completed") if done else team.state("canceled")
-    if state is not None:
-        await ctx.step.run(
-            "close-review", update_issue, UpdateIssue(issue_id=review_issue.id, state_id=state.id)
-        )

@@ -12,6 +12,16 @@ from pydantic import BaseModel
 
 import durable
 from activities.agents import SessionRequest
+from activities.linear.steps import (
+    CreateComment,
+    CreateIssue,
+    IssueRef,
+    Team,
+    UpdateIssue,
+    create_comment,
+    create_issue,
+    update_issue,
+)
 from activities.pm import (
     AdvanceCursor,
     CursorKey,
@@ -160,3 +170,51 @@ async def finished_run(
         advance_cursor,
         AdvanceCursor(agent_id=agent_id, scope=scope, cursor=looked_until),
     )
+
+
+class ReviewIssue:
+    """The Linear issue a proposal is reviewed on: posted in round 1 (step `post-proposal`),
+    each revision a comment on it (`post-revision#<round>`), then the outcome a comment
+    (`post-outcome`) and the issue closed as Done or Canceled (`close-review`)."""
+
+    def __init__(self, ctx: durable.WorkflowContext, team: Team) -> None:
+        self._ctx = ctx
+        self._team = team
+        self.issue: IssueRef | None = None
+
+    async def post(self, round: int, title: str, body: str) -> None:
+        """Round 1: open the review issue with `title` and `body`; later rounds: comment the
+        revised `body` on it."""
+        ctx = self._ctx
+        if self.issue is None:
+            self.issue = await ctx.step.run(
+                "post-proposal",
+                create_issue,
+                CreateIssue(id=ctx.uuid(), team_id=self._team.id, title=title, description=body),
+            )
+            return
+        await ctx.step.run(
+            f"post-revision#{round}",
+            create_comment,
+            CreateComment(
+                id=ctx.uuid(),
+                issue_id=self.issue.id,
+                body=f"Revised proposal (round {round}):\n\n{body}",
+            ),
+        )
+
+    async def close(self, body: str, *, done: bool) -> None:
+        """Say how the review ended and close the issue (nothing when none was posted)."""
+        if self.issue is None:
+            return
+        ctx = self._ctx
+        await ctx.step.run(
+            "post-outcome",
+            create_comment,
+            CreateComment(id=ctx.uuid(), issue_id=self.issue.id, body=body),
+        )
+        state = self._team.state("completed" if done else "canceled")
+        if state is not None:
+            await ctx.step.run(
+                "close-review", update_issue, UpdateIssue(issue_id=self.issue.id, state_id=state.id)
+            )

@@ -23,22 +23,27 @@ import durable
 from activities.agents import SessionRequest
 from activities.linear.steps import (
     CreateComment,
-    CreateIssue,
-    IssueRef,
     IssueSummary,
     ListIssues,
     Team,
     TeamQuery,
     UpdateIssue,
     create_comment,
-    create_issue,
     get_team,
     list_issues,
     update_issue,
 )
 
 from .backlog_triage import CLOSED_STATES
-from .common import AgentAnswer, Reviewed, consult_agent, finished_run, review, since_last_run
+from .common import (
+    AgentAnswer,
+    Reviewed,
+    ReviewIssue,
+    consult_agent,
+    finished_run,
+    review,
+    since_last_run,
+)
 
 AGENT_ID = "pm-stale-sweeper"
 
@@ -147,7 +152,7 @@ async def stale_sweeper(
         return out
     asked = {i.id: i for i in stale}
     notes_so_far: list[str] = []
-    review_issue: list[IssueRef] = []
+    thread = ReviewIssue(ctx, team)
 
     async def propose(round: int, notes: str) -> SweepProposal:
         if notes:
@@ -194,32 +199,17 @@ async def stale_sweeper(
             f'(or `--decision revise --notes "keep ENG-5; close ENG-3"`, or '
             f"`--decision reject`)."
         )
+        body = f"{table(proposal.items)}\n\n{how}"
         if round == 1:
-            made = await ctx.step.run(
-                "post-proposal",
-                create_issue,
-                CreateIssue(
-                    id=ctx.uuid(),
-                    team_id=team.id,
-                    title=f"Stale-issue sweep: {len(proposal.items)} issue(s) of {team.key}",
-                    description=(
-                        f"These issues have not moved for {params.stale_days} days or more. "
-                        f"The sweeper proposes:\n\n{table(proposal.items)}\n\n{how}"
-                    ),
-                ),
+            body = (
+                f"These issues have not moved for {params.stale_days} days or more. "
+                f"The sweeper proposes:\n\n{body}"
             )
-            review_issue.append(made)
-            out.review_issue = made.identifier
-        else:
-            await ctx.step.run(
-                f"post-revision#{round}",
-                create_comment,
-                CreateComment(
-                    id=ctx.uuid(),
-                    issue_id=review_issue[0].id,
-                    body=f"Revised proposal (round {round}):\n\n{table(proposal.items)}\n\n{how}",
-                ),
-            )
+        await thread.post(
+            round, f"Stale-issue sweep: {len(proposal.items)} issue(s) of {team.key}", body
+        )
+        if thread.issue is not None:
+            out.review_issue = thread.issue.identifier
 
     try:
         decided: Reviewed[SweepProposal] = await review(
@@ -231,6 +221,7 @@ async def stale_sweeper(
         )
     except _AgentFailed as failed:
         out.status, out.error = "agent-failed", str(failed)
+        await thread.close(f"Stopped: {failed}", done=False)
         return out
     out.status, out.rounds = decided.outcome, decided.rounds
     if decided.outcome == "approved":
@@ -248,18 +239,7 @@ async def stale_sweeper(
         notes = f": {decided.notes}" if decided.notes else ""
         why = "Rejected" if decided.outcome == "rejected" else "Too many revisions"
         summary = f"{why}{notes}. Nothing was changed."
-    await ctx.step.run(
-        "post-outcome",
-        create_comment,
-        CreateComment(id=ctx.uuid(), issue_id=review_issue[0].id, body=summary),
-    )
-    done = team.state("completed" if decided.outcome == "approved" else "canceled")
-    if done is not None:
-        await ctx.step.run(
-            "close-review",
-            update_issue,
-            UpdateIssue(issue_id=review_issue[0].id, state_id=done.id),
-        )
+    await thread.close(summary, done=decided.outcome == "approved")
     if decided.outcome != "expired":
         await finished_run(ctx, AGENT_ID, team.id, now)
     return out
