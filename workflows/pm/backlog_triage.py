@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 import durable
 from activities.agents import SessionRequest
@@ -42,6 +42,7 @@ from .common import (
     ReviewIssue,
     consult_agent,
     finished_run,
+    proposals_of,
     review,
     since_last_run,
 )
@@ -138,26 +139,10 @@ def how_to_answer(run_id: str, timeout: str) -> str:
 
 
 def _items(answer: AgentAnswer, asked: dict[str, IssueSummary]) -> list[TriageItem]:
-    """The agent's proposals for the issues it was asked about (others are dropped)."""
-    result = answer.result if isinstance(answer.result, dict) else {}
-    raw = result.get("proposals")
-    if not isinstance(raw, list):
-        raise _AgentFailed(
-            answer.model_copy(
-                update={"status": "failed", "error": "the agent's answer has no proposals"}
-            )
-        )
-    items: list[TriageItem] = []
-    for entry in raw:
-        try:
-            item = TriageItem.model_validate(entry, strict=False)
-        except ValidationError:
-            continue
-        issue = asked.get(item.issue_id)
-        if issue is not None:
-            items.append(
-                item.model_copy(update={"identifier": issue.identifier, "title": issue.title})
-            )
+    items = proposals_of(answer, asked, TriageItem)
+    if items is None:
+        failed = {"status": "failed", "error": "the agent's answer has no proposals"}
+        raise _AgentFailed(answer.model_copy(update=failed))
     return items
 
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import durable
 from activities.agents import SessionRequest
@@ -16,6 +16,7 @@ from activities.linear.steps import (
     CreateComment,
     CreateIssue,
     IssueRef,
+    IssueSummary,
     Team,
     UpdateIssue,
     create_comment,
@@ -52,6 +53,33 @@ class AgentAnswer(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def proposals_of(
+    answer: AgentAnswer, asked: Mapping[str, IssueSummary], model: type[P]
+) -> list[P] | None:
+    """The agent's `proposals` for the issues it was asked about, as `model` (a model with
+    `issue_id`, `identifier` and `title`), with each issue's identifier and title from Linear;
+    entries that do not fit and other issues are dropped. None when there is no proposals list."""
+    result = answer.result if isinstance(answer.result, dict) else {}
+    raw = result.get("proposals")
+    if not isinstance(raw, list):
+        return None
+    items: list[P] = []
+    for entry in raw:
+        try:
+            item = model.model_validate(entry)
+        except ValidationError:
+            continue
+        issue = asked.get(str(getattr(item, "issue_id", "")))
+        if issue is not None:
+            items.append(
+                item.model_copy(update={"identifier": issue.identifier, "title": issue.title})
+            )
+    return items
 
 
 async def consult_agent(

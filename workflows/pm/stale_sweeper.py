@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 import durable
 from activities.agents import SessionRequest
@@ -41,6 +41,7 @@ from .common import (
     ReviewIssue,
     consult_agent,
     finished_run,
+    proposals_of,
     review,
     since_last_run,
 )
@@ -104,21 +105,9 @@ def table(items: list[SweepItem]) -> str:
 
 
 def _items(answer: AgentAnswer, asked: dict[str, IssueSummary]) -> list[SweepItem]:
-    result = answer.result if isinstance(answer.result, dict) else {}
-    raw = result.get("proposals")
-    if not isinstance(raw, list):
+    items = proposals_of(answer, asked, SweepItem)
+    if items is None:
         raise _AgentFailed("the agent's answer has no proposals")
-    items: list[SweepItem] = []
-    for entry in raw:
-        try:
-            item = SweepItem.model_validate(entry)
-        except ValidationError:
-            continue
-        issue = asked.get(item.issue_id)
-        if issue is not None:
-            items.append(
-                item.model_copy(update={"identifier": issue.identifier, "title": issue.title})
-            )
     return items
 
 
