@@ -58,8 +58,10 @@ def progress(text: str) -> None:
 def triage(issue: dict[str, Any]) -> dict[str, Any]:
     text = f"{issue.get('title', '')} {issue.get('description', '')}".lower()
     labels = sorted({label for words, label in LABEL_RULES if any(w in text for w in words)})
+    matched = bool(labels)
     if not labels:
-        labels = ["needs-triage"]
+        # No rule matched: keep the labels it has, or ask for a human's eye.
+        labels = [str(x) for x in issue.get("labels") or []] or ["needs-triage"]
     if any(w in text for w in URGENT):
         priority = 1
     elif "bug" in labels or "security" in labels:
@@ -72,7 +74,7 @@ def triage(issue: dict[str, Any]) -> dict[str, Any]:
         "issue_id": str(issue.get("id", "")),
         "labels": labels,
         "priority": priority,
-        "reason": f"matched {', '.join(labels)}" if labels != ["needs-triage"] else "no rule",
+        "reason": f"matched {', '.join(labels)}" if matched else "no rule matched",
     }
 
 
