@@ -1,6 +1,8 @@
 """Memory consolidation in Postgres: per-project memory notes, and which completed agent
 sessions went into them. A session is counted once: the note and the sessions it consumed are
-written in one transaction, under a write key that makes a retried write a no-op."""
+written in one transaction, under a write key that makes a retried write a no-op, and a note
+written from a version that another run has replaced meanwhile is refused rather than folding
+the same outcomes in twice (or dropping the other run's)."""
 
 from __future__ import annotations
 
@@ -42,11 +44,17 @@ class Written:
     counted: int  # sessions newly consolidated by this write
     already: int  # sessions another write had already counted (left out)
     repeated: bool = False  # this write key was written before: nothing was done
+    stale: bool = False  # the note changed since `based_on`: nothing was done
+
+
+# A session's outcome as the consolidating agent sees it; bounded, since a run carries up to
+# thousands of them in one step result.
+SUMMARY_CHARS = 500
 
 
 def _summary(result: Any, prompt: str) -> str:
     if isinstance(result, dict) and isinstance(result.get("summary"), str):
-        return str(result["summary"])
+        return str(result["summary"])[:SUMMARY_CHARS]
     return prompt[:200]
 
 
@@ -119,16 +127,35 @@ class MemoryStore:
         note: str,
         session_ids: list[str],
         run_id: str,
+        based_on: int | None = None,
     ) -> Written:
         """Store the project's note and count `session_ids` as consolidated, in one
         transaction. A write key seen before does nothing; sessions another write counted in
-        the meantime are left out, and if every one was, the note is left as it was."""
+        the meantime are left out, and if every one was, the note is left as it was.
+
+        `based_on` is the note's `sessions` when it was read for this write (0: no note yet).
+        If another write changed the note since, this one is refused (`stale`): nothing is
+        written or counted, and its sessions stay pending for the next run. Writes to one note
+        take turns (a transaction-scoped advisory lock), so the check cannot race."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('memory:' || $1 || '/' || $2, 0))",
+                org_id,
+                project,
+            )
             previous = await conn.fetchval(
                 "SELECT counted FROM memory_writes WHERE write_key = $1", write_key
             )
             if previous is not None:
                 return Written(counted=previous, already=0, repeated=True)
+            if based_on is not None:
+                now = await conn.fetchval(
+                    "SELECT sessions FROM project_memory WHERE org_id = $1 AND project = $2",
+                    org_id,
+                    project,
+                )
+                if (now or 0) != based_on:
+                    return Written(counted=0, already=0, stale=True)
             counted = await conn.fetch(
                 """INSERT INTO memory_consolidated (session_id, org_id, project, write_key)
                    SELECT unnest($1::text[]), $2, $3, $4

@@ -50,12 +50,15 @@ class WriteNote(BaseModel):
     project: str
     note: str
     session_ids: list[str]
+    # The note's `sessions` when it was read for this write; -1: write whatever it is now.
+    based_on: int = -1
 
 
 class WrittenNote(BaseModel):
     counted: int
     already: int = 0
     repeated: bool = False
+    stale: bool = False  # another run changed the note meanwhile: nothing written
 
 
 pending_sessions = durable.declare_activity(
@@ -66,8 +69,10 @@ write_note = durable.declare_activity(
     "memory.write-note",
     WriteNote,
     WrittenNote,
-    # Idempotent (one write per step): retry until the store is back.
+    # Idempotent (one write per step): retry until the store is back, and soon after the
+    # worker running it dies (a write takes milliseconds; its heartbeat is every second).
     retry=durable.RetryPolicy(max_attempts=0, max_interval="30s"),
+    heartbeat_timeout="10s",
 )
 
 
@@ -120,7 +125,11 @@ class MemoryActivities:
             note=input.note,
             session_ids=input.session_ids,
             run_id=info.workflow_id,
+            based_on=None if input.based_on < 0 else input.based_on,
         )
         return WrittenNote(
-            counted=written.counted, already=written.already, repeated=written.repeated
+            counted=written.counted,
+            already=written.already,
+            repeated=written.repeated,
+            stale=written.stale,
         )

@@ -111,13 +111,13 @@ async def test_a_repeated_write_counts_nothing_twice(pm: Pm, local_linear: Local
         a = await session(client, org, "p", "first lesson")
         b = await session(client, org, "p", "second lesson")
     first = await store.write(
-        write_key="k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
+        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
     )
     retried = await store.write(
-        write_key="k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
+        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
     )
     overlapping = await store.write(
-        write_key="k2", org_id=org, project="p", note="n2", session_ids=[a, b], run_id="r2"
+        write_key=f"{org}/k2", org_id=org, project="p", note="n2", session_ids=[a, b], run_id="r2"
     )
     assert (first.counted, retried.repeated, retried.counted) == (1, True, 1)
     assert (overlapping.counted, overlapping.already) == (1, 1)

@@ -4,7 +4,9 @@ agent that folds their outcomes into the project's memory note (given the note s
 note and the sessions it consumed are written in one transaction, once per group and run, so a
 session is counted once however often a step is retried or a worker dies; a session that
 completes while the run is going is left for the next run, since the run consumes only the
-sessions it gathered.
+sessions it gathered. If another run (a manual one overlapping the nightly one) rewrote the
+note after this run read it, this run's write is refused and its sessions are left for the
+next run, rather than folding outcomes in twice or dropping the other run's.
 
 A scheduled run has no org: it is platform work across every org, and writes each org's note
 under that org. A run started with an org (`durable start rensei/memory.consolidate.run --org
@@ -102,8 +104,12 @@ async def _consolidate(ctx: durable.WorkflowContext, input: ConsolidateInput) ->
                 project=group.project,
                 note=note,
                 session_ids=[s.session_id for s in group.sessions],
+                based_on=current.sessions,
             ),
         )
+        if written.stale:
+            result.error = "another run changed the note meanwhile; left for the next run"
+            continue
         result.counted = written.counted
         out.counted += written.counted
     return out
