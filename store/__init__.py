@@ -2,6 +2,7 @@
 
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
+from ._fleet import FleetStore, Registration, RegistrationRefused
 from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pm import PmStore
@@ -22,6 +23,9 @@ __all__ = [
     "DatabaseUnreachable",
     "Delivery",
     "EventStore",
+    "FleetStore",
+    "Registration",
+    "RegistrationRefused",
     "Ingested",
     "StartRequest",
     "StepAttempt",

@@ -1,0 +1,136 @@
+"""Registration tokens and runtime JWTs: every token a verifier must refuse, refused, with the
+reason a log would show."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from workers.fleet import (
+    REGISTRATION_PREFIX,
+    RuntimeKeys,
+    TokenRejected,
+    issue_registration_token,
+    registration_token_hash,
+)
+
+ISSUER, AUDIENCE = "https://durable.example", "durable-workers"
+
+
+@pytest.fixture
+def keys() -> RuntimeKeys:
+    return RuntimeKeys.generate(issuer=ISSUER, audience=AUDIENCE, ttl=timedelta(minutes=15))
+
+
+def mint(keys: RuntimeKeys, **kwargs: Any) -> str:
+    token, _ = keys.mint(project="p1", org="acme", worker="w1", registration="r1", **kwargs)
+    return token
+
+
+def rejected(keys: RuntimeKeys, token: str) -> str:
+    with pytest.raises(TokenRejected) as err:
+        keys.verify(token)
+    return err.value.reason
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_registration_tokens_are_random_prefixed_and_kept_as_a_hash() -> None:
+    one, two = issue_registration_token(), issue_registration_token()
+    assert one.plaintext.startswith(REGISTRATION_PREFIX) and one.plaintext != two.plaintext
+    assert one.hash == registration_token_hash(one.plaintext) and one.plaintext not in one.hash
+    assert one.plaintext.startswith(one.prefix) and len(one.prefix) < len(one.plaintext) // 2
+
+
+def test_a_minted_token_verifies_with_every_claim(keys: RuntimeKeys) -> None:
+    token, minted = keys.mint(project="p1", org="acme", worker="w1", registration="r1")
+    claims = keys.verify(token)
+    assert claims == minted
+    assert (claims.proj, claims.org, claims.sub, claims.reg, claims.scope) == (
+        "p1",
+        "acme",
+        "w1",
+        "r1",
+        "worker",
+    )
+    assert claims.exp - claims.iat == 15 * 60 and claims.iss == ISSUER and claims.aud == AUDIENCE
+    assert jwt.get_unverified_header(token)["kid"] == keys.jwks()["keys"][0]["kid"]
+
+
+def test_the_jwks_verifies_tokens_elsewhere(keys: RuntimeKeys) -> None:
+    """What a Temporal cluster's JWT authorizer does with the published keys."""
+    token = mint(keys)
+    (jwk,) = keys.jwks()["keys"]
+    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("OKP", "Ed25519", "EdDSA")
+    public = jwt.PyJWK(jwk).key
+    payload = jwt.decode(token, public, algorithms=["EdDSA"], audience=AUDIENCE)
+    assert payload["sub"] == "w1"
+
+
+def test_expired_and_not_yet_valid_tokens_are_refused(keys: RuntimeKeys) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert rejected(keys, mint(keys, now=long_ago)) == "expired"
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert rejected(keys, mint(keys, now=later)) == "not yet valid"
+
+
+def test_wrong_audience_issuer_signature_and_unknown_kid_are_refused(keys: RuntimeKeys) -> None:
+    token = mint(keys)
+    other_audience = RuntimeKeys(keys._keys, issuer=ISSUER, audience="someone-else")
+    assert rejected(other_audience, token) == "wrong audience"
+    other_issuer = RuntimeKeys(keys._keys, issuer="https://evil.example", audience=AUDIENCE)
+    assert rejected(other_issuer, token) == "wrong issuer"
+    kid = keys.jwks()["keys"][0]["kid"]
+    impostor = RuntimeKeys([(kid, Ed25519PrivateKey.generate())], issuer=ISSUER, audience=AUDIENCE)
+    assert rejected(keys, mint(impostor)) == "bad signature", "same kid, another key"
+    stranger = RuntimeKeys.generate(issuer=ISSUER, audience=AUDIENCE)
+    assert rejected(keys, mint(stranger)).startswith("unknown key id")
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged = b64({**claims, "proj": "someone-elses-project"})
+    assert rejected(keys, f"{header}.{forged}.{signature}") == "bad signature", "a changed claim"
+
+
+def test_alg_none_and_other_algorithms_are_refused(keys: RuntimeKeys) -> None:
+    kid = keys.jwks()["keys"][0]["kid"]
+    _, payload, _ = mint(keys).split(".")
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{payload}."
+    assert rejected(keys, unsigned) == "algorithm 'none' is not accepted"
+    hs256 = jwt.encode(
+        json.loads(base64.urlsafe_b64decode(payload + "==")),
+        "a-shared-secret-long-enough-for-hs256!",
+        algorithm="HS256",
+        headers={"kid": kid},
+    )
+    assert rejected(keys, hs256) == "algorithm 'HS256' is not accepted"
+    assert rejected(keys, "not-a-jwt").startswith("malformed token")
+
+
+def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
+    kid, key = keys._keys[0]
+    now = int(datetime.now(UTC).timestamp())
+    for missing in ("reg", "jti", "nbf", "proj"):
+        claims = {
+            "proj": "p1",
+            "org": "acme",
+            "sub": "w1",
+            "reg": "r1",
+            "scope": "worker",
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "exp": now + 60,
+            "iat": now,
+            "nbf": now,
+            "jti": "j",
+        }
+        del claims[missing]
+        token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+        assert rejected(keys, token) == f"missing claim {missing!r}"
