@@ -6,9 +6,6 @@ run the product's own worker process, and to hold a run's note write open."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,15 +15,13 @@ import asyncpg
 
 import durable
 from activities.agents import AgentSessionRequested, SessionRequest
-from activities.linear.local_server import LocalLinear
 from adapters.temporal import TemporalDurableClient
-from workers.embedded import EmbeddedTemporal
 from workflows.memory import ConsolidateInput, ConsolidateOutput, consolidate_memory
 
-from ..linear.conftest import TEST_KEY, TEST_ORG, local_linear  # noqa: F401 (a fixture)
-from ..pm.conftest import Pm, pm  # noqa: F401 (a fixture)
+from ..linear.conftest import local_linear  # noqa: F401 (a fixture)
+from ..pm.conftest import Pm, pm, product_worker  # noqa: F401 (pm: a fixture)
 
-__all__ = ["Pm"]
+__all__ = ["Pm", "product_worker"]
 
 
 def new_org() -> str:
@@ -98,33 +93,3 @@ async def writes_waiting(pool: asyncpg.Pool, count: int, timeout: float = 60.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{count} note write(s) never waited ({waiting} did)")
         await asyncio.sleep(0.1)
-
-
-@asynccontextmanager
-async def product_worker(
-    server: EmbeddedTemporal, database_url: str, task_queue: str, linear: LocalLinear
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`durable worker`, the product's own worker process."""
-    env = dict(
-        os.environ,
-        TEMPORAL_ADDRESS=server.address,
-        DATABASE_URL=database_url,
-        DURABLE_TASK_QUEUE=task_queue,
-        LINEAR_API_KEYS=json.dumps({TEST_ORG: TEST_KEY}),
-        LINEAR_API_URL=linear.url,
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from cli.main import app; app()",
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -31,6 +33,7 @@ from activities.linear.local_server import LocalLinear
 from activities.linear.steps import LinearCredentials, LinearSteps
 from adapters.temporal import EventIngress, TemporalDurableClient, build_worker
 from store import EventStore
+from workers.embedded import EmbeddedTemporal
 from workers.runtime import worker_registry
 from workflows import registry as shipped_registry
 from workflows.events import Approval, ApprovalResolved
@@ -139,3 +142,33 @@ async def approve(
     await client.send_event(
         ApprovalResolved(data=Approval(run_id=run_id, decision=decision, **data))
     )
+
+
+@asynccontextmanager
+async def product_worker(
+    server: EmbeddedTemporal, database_url: str, task_queue: str, linear: LocalLinear
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`durable worker`, the product's own worker process, acting on the local Linear."""
+    env = dict(
+        os.environ,
+        TEMPORAL_ADDRESS=server.address,
+        DATABASE_URL=database_url,
+        DURABLE_TASK_QUEUE=task_queue,
+        LINEAR_API_KEYS=json.dumps({TEST_ORG: TEST_KEY}),
+        LINEAR_API_URL=linear.url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from cli.main import app; app()",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -4,12 +4,7 @@ Temporal (the dev server, or the time-skipping server for the 24 h expiry) and P
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -22,8 +17,8 @@ from workers.embedded import EmbeddedTemporal
 from workflows import registry
 from workflows.pm.backlog_triage import BacklogTriageParams, BacklogTriageRequested
 
-from ..linear.conftest import TEST_KEY, TEST_ORG
-from .conftest import Pm, approve, waiting_at
+from ..linear.conftest import TEST_ORG
+from .conftest import Pm, approve, product_worker, waiting_at
 
 # The seeded issues that need triage: open, and missing a label, a priority or an owner.
 NEEDS_TRIAGE = {"ENG-3", "ENG-5", "ENG-10"}
@@ -241,36 +236,6 @@ async def test_the_cron_tick_starts_a_triage_run_per_org(pm: Pm, local_linear: L
         bad = await client.start(pm_tick, PmTick(agent="roadmap"))
         with pytest.raises(durable.WorkflowFailed, match=r"no PM agent 'roadmap'.*backlog-triage"):
             await bad.result()
-
-
-@asynccontextmanager
-async def product_worker(
-    server: EmbeddedTemporal, database_url: str, task_queue: str, linear: LocalLinear
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`durable worker`, the product's own worker process, acting on the local Linear."""
-    env = dict(
-        os.environ,
-        TEMPORAL_ADDRESS=server.address,
-        DATABASE_URL=database_url,
-        DURABLE_TASK_QUEUE=task_queue,
-        LINEAR_API_KEYS=json.dumps({TEST_ORG: TEST_KEY}),
-        LINEAR_API_URL=linear.url,
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from cli.main import app; app()",
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_a_worker_killed_mid_apply_leaves_each_change_made_once(

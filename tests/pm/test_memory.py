@@ -6,45 +6,17 @@ Each test uses orgs of its own: the database is shared with other tests' session
 from __future__ import annotations
 
 import json
-import uuid
 
 import durable
-from activities.agents import AgentSessionRequested, SessionRequest
 from activities.linear.local_server import LocalLinear
-from adapters.temporal import TemporalDurableClient, replay
+from adapters.temporal import replay
 from store import MemoryStore
 from workflows import registry
-from workflows.memory import ConsolidateInput, ConsolidateOutput, consolidate_memory
+from workflows.memory import ConsolidateInput, consolidate_memory
 
+from ..memory.conftest import consolidate, new_org, session
 from ..test_cli import durable as durable_cli
 from .conftest import Pm
-
-
-def new_org() -> str:
-    return f"org-mem-{uuid.uuid4().hex[:8]}"
-
-
-async def session(
-    client: TemporalDurableClient, org: str, project: str, prompt: str, agent: str = "pm-x"
-) -> str:
-    """Run an agent session for `org` and `project` to its end; its summary quotes `prompt`."""
-    receipt = await client.send_event(
-        AgentSessionRequested(
-            data=SessionRequest(prompt=prompt, project=project, agent_id=agent),
-            tenancy=durable.Tenancy(org_id=org),
-        )
-    )
-    (session_id,) = receipt.started
-    done = await client.get(session_id).result()
-    assert done.status == "completed"
-    return session_id
-
-
-async def consolidate(client: TemporalDurableClient, org: str | None) -> ConsolidateOutput:
-    tenancy = durable.Tenancy(org_id=org) if org else None
-    handle = await client.start(consolidate_memory, ConsolidateInput(), tenancy=tenancy)
-    out: ConsolidateOutput = await handle.result()
-    return out
 
 
 async def test_sessions_become_per_project_notes_counted_once(
