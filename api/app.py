@@ -33,6 +33,7 @@ from store import (
     describe_connection_error,
 )
 
+from .fleet import FleetApi
 from .webhooks import linear_webhook_routes
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
@@ -73,6 +74,7 @@ def create_app(
     *,
     codec_routes: Sequence[BaseRoute] = (),  # api.codec.codec_routes_for(settings)
     linear_webhook_secrets: Sequence[SecretStr] = (),  # settings.linear_webhook_secret_list()
+    fleet: FleetApi | None = None,  # api.fleet.fleet_api(settings, pool)
 ) -> Starlette:
     async def post_event(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
@@ -140,6 +142,8 @@ def create_app(
                 "project": record.project,
                 "requested_by": record.requested_by,
                 "agent_id": record.agent_id,
+                "pool": record.pool,
+                "placement": record.placement,
                 "error": record.error,
                 "started_at": record.started_at.isoformat(),
                 "finished_at": record.finished_at.isoformat() if record.finished_at else None,
@@ -186,5 +190,6 @@ def create_app(
             Route("/sessions/{session_id:path}", get_session, methods=["GET"]),
             *codec_routes,
             *linear_webhook_routes(client, linear_webhook_secrets),
+            *(fleet.routes() if fleet is not None else []),
         ]
     )

@@ -184,6 +184,7 @@ def dev(
     async def serve(client: DurableClient, store: EventStore) -> None:
         from api import create_app
         from api.codec import codec_routes_for
+        from api.fleet import fleet_api
         from api.server import ApiServer
         from workflows import registry
 
@@ -194,10 +195,12 @@ def dev(
             store,
             codec_routes=codec,
             linear_webhook_secrets=settings.linear_webhook_secret_list(),
+            fleet=await fleet_api(settings, store.pool),
         )
         api = ApiServer(http_app, settings.api_port)
         await api.start()
         say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")
+        say(f"  worker fleet     {api.address}/api/workers  (`durable fleet --help`)")
         if codec:
             say(f"  codec endpoint   {api.address}/codec  (payloads are encrypted)")
         if run_example:
@@ -481,6 +484,9 @@ def session_json(record: SessionRecord, progress: list[ProgressLine]) -> dict[st
         "runtime": record.runtime,
         "requested_by": record.requested_by,
         "agent_id": record.agent_id,
+        "pool": record.pool,
+        "worker_id": record.worker_id,
+        "placement": record.placement,
         "started_at": record.started_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "error": record.error,
@@ -534,6 +540,8 @@ def session(
                 ("runtime", record.runtime),
                 ("requested by", record.requested_by or "-"),
                 ("agent", record.agent_id or "-"),
+                ("pool", record.pool or "-"),
+                ("placement", record.placement or "-"),
                 ("started", record.started_at.isoformat(timespec="seconds")),
             ):
                 typer.echo(f"{label:<13}{value}")
@@ -718,3 +726,7 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# `durable fleet ...` (it uses this module's helpers and adds itself to `app`)
+from . import fleet as _fleet  # noqa: E402, F401

@@ -57,6 +57,8 @@ class Steps(ABC):
         retry: RetryPolicy | None = None,
         timeout: Duration | None = None,
         fast: bool | None = None,
+        queue: str | None = None,
+        queue_timeout: Duration | None = None,
     ) -> Out:
         """Run an activity as a step, once. A completed step is never run again.
 
@@ -67,6 +69,9 @@ class Steps(ABC):
             retry: Retry policy; defaults to the activity's, then to `DEFAULT_RETRY`.
             timeout: Per-attempt timeout; defaults to the activity's.
             fast: Run as a short (local) step; defaults to the activity's `fast`.
+            queue: Run it on another worker's queue (an execution pool's), not the run's own.
+            queue_timeout: With `queue`: fail the step (a `Timeout`, "schedule-to-start") when
+                no worker has picked it up by then, instead of waiting on a queue nobody polls.
 
         Raises:
             StepFailed: every allowed attempt failed, or a non-retryable error was raised.

@@ -2,7 +2,18 @@
 
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
-from ._fleet import FleetStore, Registration, RegistrationRefused
+from ._fleet import (
+    PROVIDERS,
+    Capacity,
+    FleetError,
+    FleetStore,
+    Pool,
+    Registration,
+    RegistrationRefused,
+    Route,
+    WorkerRecord,
+    pool_task_queue,
+)
 from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pm import PmStore
@@ -24,6 +35,13 @@ __all__ = [
     "Delivery",
     "EventStore",
     "FleetStore",
+    "FleetError",
+    "PROVIDERS",
+    "Capacity",
+    "pool_task_queue",
+    "Pool",
+    "Route",
+    "WorkerRecord",
     "Registration",
     "RegistrationRefused",
     "Ingested",

@@ -1,14 +1,22 @@
-"""The worker fleet in Postgres (issue 7, in progress): registration tokens so far. A token is
-stored as its hash only; redeeming one checks expiry and revocation and counts the use in one
-statement."""
+"""The worker fleet in Postgres: execution pools per org, each project's execution route,
+registration tokens (stored as their hash only; redeeming one checks expiry and revocation and
+counts the use in one statement), the workers that registered with them, and their capacity.
+
+A worker is live while its heartbeats keep coming: one silent for longer than the grace period
+is marked offline by the next reader that asks (`mark_offline`), and its slots stop counting."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from opentelemetry.trace import TracerProvider
 
 from ._tracing import db_spans, store_tracer
@@ -24,6 +32,95 @@ class Registration:
     prefix: str
     expires_at: datetime
     uses: int
+    pool_id: str | None = None
+    name: str = ""
+
+
+PROVIDERS = ("local", "docker", "kubernetes", "e2b", "daytona", "modal", "vercel")
+
+
+@dataclass(frozen=True)
+class Pool:
+    id: str
+    org_id: str
+    name: str
+    provider: str
+    mode: str
+    capacity: dict[str, Any]
+    credential_ref: str | None
+
+    @property
+    def max_sessions(self) -> int | None:
+        """The capacity policy's cap on sessions running in the pool at once (None: no cap
+        beyond the workers' own slots)."""
+        cap = self.capacity.get("max_sessions")
+        return cap if isinstance(cap, int) else None
+
+
+@dataclass(frozen=True)
+class Route:
+    org_id: str
+    project_id: str
+    preferred: list[str] = field(default_factory=list)  # pool ids
+    allowed: list[str] = field(default_factory=list)
+    forbidden: list[str] = field(default_factory=list)
+    fallback: str | None = None
+    legacy: bool = False  # translated from legacy sandbox settings
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    org_id: str
+    project_id: str
+    pool_id: str
+    pool_name: str
+    registration_id: str
+    hostname: str
+    version: str
+    capabilities: list[str]
+    max_concurrency: int
+    active: int
+    status: str
+    registered_at: datetime
+    last_heartbeat_at: datetime
+    deregistered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A pool's live capacity for one project: the slots of its online workers registered for
+    the project less the project's sessions running there, within the pool's `max_sessions`
+    (which counts every project's sessions on the pool)."""
+
+    pool: Pool
+    slots: int
+    in_use: int
+    workers: int
+    pool_in_use: int = 0
+
+    @property
+    def free(self) -> int:
+        free = self.slots - self.in_use
+        if self.pool.max_sessions is not None:
+            free = min(free, self.pool.max_sessions - self.pool_in_use)
+        return max(0, free)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a session was placed, for checking who may write to it."""
+
+    org_id: str
+    project: str
+    pool_id: str | None
+    worker_id: str
+    status: str
+
+
+class FleetError(Exception):
+    """A fleet request that cannot be done as asked (unknown pool, a route that contradicts
+    itself); the message says what to change."""
 
 
 class RegistrationRefused(Exception):
@@ -43,18 +140,29 @@ class FleetStore:
 
     @_span
     async def add_registration_token(
-        self, org_id: str, project_id: str, token_hash: str, prefix: str, ttl: timedelta
+        self,
+        org_id: str,
+        project_id: str,
+        token_hash: str,
+        prefix: str,
+        ttl: timedelta,
+        *,
+        pool_id: str | None = None,
+        name: str = "",
     ) -> str:
         token_id = str(uuid.uuid4())
         await self.pool.execute(
             "INSERT INTO registration_tokens (id, org_id, project_id, token_hash, prefix,"
-            " expires_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6)",
+            " expires_at, pool_id, name)"
+            " VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6, $7, $8)",
             token_id,
             org_id,
             project_id,
             token_hash,
             prefix,
             ttl,
+            pool_id,
+            name,
         )
         return token_id
 
@@ -65,7 +173,8 @@ class FleetStore:
         row = await self.pool.fetchrow(
             """UPDATE registration_tokens SET uses = uses + 1, last_used_at = clock_timestamp()
                WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()
-               RETURNING id::text, org_id, project_id, prefix, expires_at, uses""",
+               RETURNING id::text, org_id, project_id, prefix, expires_at, uses,
+                         pool_id::text, name""",
             token_hash,
         )
         if row is not None:
@@ -82,11 +191,20 @@ class FleetStore:
 
     @_span
     async def revoke(self, token_id: str) -> bool:
-        status: str = await self.pool.execute(
-            "UPDATE registration_tokens SET revoked_at = clock_timestamp()"
-            " WHERE id = $1 AND revoked_at IS NULL",
-            token_id,
-        )
+        """Revoke a registration token; the workers registered with it are deregistered at
+        once (routing stops using them) and their runtime JWTs stop being accepted."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status: str = await conn.execute(
+                "UPDATE registration_tokens SET revoked_at = clock_timestamp()"
+                " WHERE id = $1 AND revoked_at IS NULL",
+                token_id,
+            )
+            await conn.execute(
+                "UPDATE fleet_workers SET status = 'deregistered',"
+                " deregistered_at = clock_timestamp()"
+                " WHERE registration_id = $1 AND status <> 'deregistered'",
+                token_id,
+            )
         return status.endswith(" 1")
 
     @_span
@@ -98,3 +216,411 @@ class FleetStore:
             token_id,
         )
         return valid
+
+    # --- pools and routes ---------------------------------------------------------------------
+
+    @_span
+    async def create_pool(
+        self,
+        org_id: str,
+        name: str,
+        provider: str,
+        *,
+        mode: str = "managed",
+        capacity: dict[str, Any] | None = None,
+        credential_ref: str | None = None,
+    ) -> Pool:
+        if provider not in PROVIDERS:
+            raise FleetError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}")
+        if not name.strip():
+            raise FleetError("a pool needs a name")
+        row = await self.pool.fetchrow(
+            """INSERT INTO execution_pools (id, org_id, name, provider, mode, capacity,
+                                            credential_ref)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+               ON CONFLICT (org_id, name) DO NOTHING
+               RETURNING id::text, org_id, name, provider, mode, capacity::text, credential_ref""",
+            str(uuid.uuid4()),
+            org_id,
+            name,
+            provider,
+            mode,
+            json.dumps(capacity or {}),
+            credential_ref,
+        )
+        if row is None:
+            raise FleetError(f"org {org_id!r} already has a pool named {name!r}")
+        return _pool(row)
+
+    @_span
+    async def pools(self, org_id: str) -> list[Pool]:
+        rows = await self.pool.fetch(
+            "SELECT id::text, org_id, name, provider, mode, capacity::text, credential_ref"
+            " FROM execution_pools WHERE org_id = $1 ORDER BY name",
+            org_id,
+        )
+        return [_pool(r) for r in rows]
+
+    async def pool_named(self, org_id: str, ref: str) -> Pool:
+        """A pool of `org_id` by name or id; FleetError naming the org's pools otherwise."""
+        pools = await self.pools(org_id)
+        for pool in pools:
+            if ref in (pool.name, pool.id):
+                return pool
+        known = ", ".join(p.name for p in pools) or "none"
+        raise FleetError(f"org {org_id!r} has no pool {ref!r} (its pools: {known})")
+
+    @_span
+    async def set_route(
+        self,
+        org_id: str,
+        project_id: str,
+        *,
+        preferred: Sequence[str] = (),
+        allowed: Sequence[str] = (),
+        forbidden: Sequence[str] = (),
+        fallback: str | None = None,
+    ) -> Route:
+        """Replace a project's route. Pools are named by name or id and must be the org's; a
+        pool cannot be both forbidden and used."""
+        ids: dict[str, list[str]] = {}
+        for key, refs in (("preferred", preferred), ("allowed", allowed), ("forbidden", forbidden)):
+            ids[key] = list(dict.fromkeys([(await self.pool_named(org_id, r)).id for r in refs]))
+        fallback_id = (await self.pool_named(org_id, fallback)).id if fallback else None
+        used = set(ids["preferred"]) | set(ids["allowed"]) | ({fallback_id} - {None})
+        clash = used & set(ids["forbidden"])
+        if clash:
+            names = {p.id: p.name for p in await self.pools(org_id)}
+            listed = ", ".join(sorted(names[c] for c in clash if c))
+            raise FleetError(f"pools cannot be both forbidden and used: {listed}")
+        await self.pool.execute(
+            """INSERT INTO execution_routes (org_id, project_id, preferred, allowed, forbidden,
+                                             fallback)
+               VALUES ($1, $2, $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid)
+               ON CONFLICT (org_id, project_id) DO UPDATE
+                   SET preferred = excluded.preferred, allowed = excluded.allowed,
+                       forbidden = excluded.forbidden, fallback = excluded.fallback,
+                       updated_at = clock_timestamp()""",
+            org_id,
+            project_id,
+            ids["preferred"],
+            ids["allowed"],
+            ids["forbidden"],
+            fallback_id,
+        )
+        return Route(
+            org_id, project_id, ids["preferred"], ids["allowed"], ids["forbidden"], fallback_id
+        )
+
+    @_span
+    async def route(self, org_id: str, project_id: str) -> Route | None:
+        """The project's route; a project with none but legacy sandbox settings gets one now
+        (a pool for its provider, preferred), once."""
+        route = await self._stored_route(org_id, project_id)
+        if route is not None:
+            return route
+        legacy = await self.pool.fetchrow(
+            "SELECT sandbox_provider, sandbox_mode, sandbox_credential_id"
+            " FROM legacy_project_sandbox WHERE org_id = $1 AND project_id = $2",
+            org_id,
+            project_id,
+        )
+        if legacy is None:
+            return None
+        name = f"legacy-{legacy['sandbox_provider']}-{legacy['sandbox_mode']}"
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO execution_pools (id, org_id, name, provider, mode, credential_ref)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, name) DO NOTHING""",
+                str(uuid.uuid4()),
+                org_id,
+                name,
+                legacy["sandbox_provider"],
+                legacy["sandbox_mode"],
+                legacy["sandbox_credential_id"],
+            )
+            await conn.execute(
+                """INSERT INTO execution_routes (org_id, project_id, preferred)
+                   SELECT $1, $2, ARRAY[id] FROM execution_pools WHERE org_id = $1 AND name = $3
+                   ON CONFLICT (org_id, project_id) DO NOTHING""",
+                org_id,
+                project_id,
+                name,
+            )
+        route = await self._stored_route(org_id, project_id)
+        return None if route is None else Route(**{**route.__dict__, "legacy": True})
+
+    async def _stored_route(self, org_id: str, project_id: str) -> Route | None:
+        row = await self.pool.fetchrow(
+            "SELECT preferred::text[], allowed::text[], forbidden::text[], fallback::text"
+            " FROM execution_routes WHERE org_id = $1 AND project_id = $2",
+            org_id,
+            project_id,
+        )
+        if row is None:
+            return None
+        return Route(
+            org_id, project_id, row["preferred"], row["allowed"], row["forbidden"], row["fallback"]
+        )
+
+    @_span
+    async def set_legacy_sandbox(
+        self,
+        org_id: str,
+        project_id: str,
+        provider: str,
+        mode: str = "managed",
+        credential_id: str | None = None,
+    ) -> None:
+        """Write a project's legacy sandbox settings (the old model's projects.sandbox_*)."""
+        if provider not in PROVIDERS:
+            raise FleetError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}")
+        await self.pool.execute(
+            """INSERT INTO legacy_project_sandbox (org_id, project_id, sandbox_provider,
+                                                   sandbox_mode, sandbox_credential_id)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (org_id, project_id) DO UPDATE
+                   SET sandbox_provider = excluded.sandbox_provider,
+                       sandbox_mode = excluded.sandbox_mode,
+                       sandbox_credential_id = excluded.sandbox_credential_id""",
+            org_id,
+            project_id,
+            provider,
+            mode,
+            credential_id,
+        )
+
+    # --- workers --------------------------------------------------------------------------------
+
+    @_span
+    async def register_worker(
+        self,
+        registration: Registration,
+        pool_id: str,
+        *,
+        max_concurrency: int,
+        hostname: str = "",
+        version: str = "",
+        capabilities: Sequence[str] = (),
+    ) -> str:
+        worker_id = "wkr_" + secrets.token_hex(8)
+        await self.pool.execute(
+            """INSERT INTO fleet_workers (id, org_id, project_id, pool_id, registration_id,
+                                          hostname, version, capabilities, max_concurrency)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)""",
+            worker_id,
+            registration.org_id,
+            registration.project_id,
+            pool_id,
+            registration.id,
+            hostname,
+            version,
+            json.dumps(list(capabilities)),
+            max_concurrency,
+        )
+        return worker_id
+
+    @_span
+    async def heartbeat(self, worker_id: str, active: int) -> bool:
+        """Record a heartbeat; a worker marked offline comes back online. False for a worker
+        that deregistered or never was."""
+        status: str = await self.pool.execute(
+            "UPDATE fleet_workers SET last_heartbeat_at = clock_timestamp(), active = $2,"
+            " status = 'online' WHERE id = $1 AND status <> 'deregistered'",
+            worker_id,
+            active,
+        )
+        return status.endswith(" 1")
+
+    @_span
+    async def deregister(self, worker_id: str) -> bool:
+        status: str = await self.pool.execute(
+            "UPDATE fleet_workers SET status = 'deregistered', deregistered_at = clock_timestamp()"
+            " WHERE id = $1 AND status <> 'deregistered'",
+            worker_id,
+        )
+        return status.endswith(" 1")
+
+    @_span
+    async def mark_offline(self, grace: timedelta) -> list[str]:
+        """Mark workers silent for longer than `grace` offline; returns their ids."""
+        rows = await self.pool.fetch(
+            "UPDATE fleet_workers SET status = 'offline' WHERE status = 'online'"
+            " AND last_heartbeat_at < clock_timestamp() - $1::interval RETURNING id",
+            grace,
+        )
+        return [r["id"] for r in rows]
+
+    @_span
+    async def workers(
+        self, org_id: str, project_id: str | None = None, *, include_gone: bool = False
+    ) -> list[WorkerRecord]:
+        rows = await self.pool.fetch(
+            f"""{_WORKERS} WHERE w.org_id = $1 AND ($2::text IS NULL OR w.project_id = $2)
+                AND ($3 OR w.status <> 'deregistered')
+                ORDER BY p.name, w.registered_at""",
+            org_id,
+            project_id,
+            include_gone,
+        )
+        return [_worker(r) for r in rows]
+
+    @_span
+    async def worker(self, worker_id: str) -> WorkerRecord | None:
+        row = await self.pool.fetchrow(f"{_WORKERS} WHERE w.id = $1", worker_id)
+        return None if row is None else _worker(row)
+
+    @_span
+    async def capacity(self, org_id: str, project_id: str, pools: Sequence[Pool]) -> list[Capacity]:
+        """Each pool's live capacity for `project_id`: its online workers registered for the
+        project, the project's sessions running there, and all sessions running there (what
+        the pool's `max_sessions` counts)."""
+        return await _capacity(self.pool, org_id, project_id, pools)
+
+    @_span
+    async def place(
+        self,
+        org_id: str,
+        project_id: str,
+        session_id: str,
+        pools: Sequence[Pool],
+        choose: Callable[[list[Capacity]], Capacity | None],
+        waiting: str,
+    ) -> Capacity | None:
+        """Place a session on the pool `choose` picks from `pools`' live capacity, stamping it
+        on the session; with none, stamp `waiting`. Placements in one org take turns, so two
+        sessions never take the same last slot."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:' || $1))", org_id)
+            chosen = choose(await _capacity(conn, org_id, project_id, pools))
+            pool = chosen.pool if chosen else None
+            await conn.execute(
+                "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4"
+                " WHERE session_id = $1",
+                session_id,
+                pool.id if pool else None,
+                pool.name if pool else "",
+                f"routed to pool {pool.name}" if pool else waiting,
+            )
+        return chosen
+
+    @_span
+    async def place_session(
+        self, session_id: str, pool: Pool | None, placement: str, worker_id: str = ""
+    ) -> None:
+        """Stamp where a session runs (or why it waits) on its row."""
+        await self.pool.execute(
+            "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4,"
+            " worker_id = CASE WHEN $5 = '' THEN worker_id ELSE $5 END WHERE session_id = $1",
+            session_id,
+            pool.id if pool else None,
+            pool.name if pool else "",
+            placement,
+            worker_id,
+        )
+
+    @_span
+    async def session_placement(self, session_id: str) -> Placement | None:
+        row = await self.pool.fetchrow(
+            "SELECT org_id, project, pool_id::text, worker_id, status FROM agent_sessions"
+            " WHERE session_id = $1",
+            session_id,
+        )
+        return None if row is None else Placement(**dict(row))
+
+    @_span
+    async def claim_session(self, session_id: str, worker_id: str, attempt: int) -> None:
+        """A fleet worker has started the session's runtime (attempt `attempt`)."""
+        await self.pool.execute(
+            "UPDATE agent_sessions SET worker_id = $2,"
+            " placement = 'running on pool ' || pool_name || ', worker ' || $2"
+            " || ', attempt ' || $3::int WHERE session_id = $1",
+            session_id,
+            worker_id,
+            attempt,
+        )
+
+    # --- signing keys ---------------------------------------------------------------------------
+
+    @_span
+    async def signing_keys(self) -> list[tuple[str, bytes]]:
+        """The runtime JWT signing keys, newest first, making one if there is none (every API
+        instance then signs with the same key)."""
+        await self.pool.execute(
+            "INSERT INTO fleet_signing_keys (kid, private_key)"
+            " SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
+            secrets.token_hex(8),
+            secrets.token_bytes(32),
+        )
+        rows = await self.pool.fetch(
+            "SELECT kid, private_key FROM fleet_signing_keys ORDER BY created_at DESC"
+        )
+        return [(r["kid"], bytes(r["private_key"])) for r in rows]
+
+
+_WORKERS = """SELECT w.id, w.org_id, w.project_id, w.pool_id::text, p.name AS pool_name,
+                     w.registration_id::text, w.hostname, w.version, w.capabilities::text,
+                     w.max_concurrency, w.active, w.status, w.registered_at,
+                     w.last_heartbeat_at, w.deregistered_at
+              FROM fleet_workers w JOIN execution_pools p ON p.id = w.pool_id"""
+
+
+def _pool(row: asyncpg.Record) -> Pool:
+    return Pool(
+        id=row["id"],
+        org_id=row["org_id"],
+        name=row["name"],
+        provider=row["provider"],
+        mode=row["mode"],
+        capacity=json.loads(row["capacity"]),
+        credential_ref=row["credential_ref"],
+    )
+
+
+def _worker(row: asyncpg.Record) -> WorkerRecord:
+    values = dict(row)
+    values["capabilities"] = json.loads(values["capabilities"])
+    return WorkerRecord(**values)
+
+
+def pool_task_queue(pool_id: str, project_id: str) -> str:
+    """The Temporal task queue of a pool's workers for one project: a worker's runtime JWT is
+    scoped to one project, so it polls only that project's sessions in its pool."""
+    return f"fleet/{pool_id}/{project_id}"
+
+
+async def _capacity(
+    conn: asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy,
+    org_id: str,
+    project_id: str,
+    pools: Sequence[Pool],
+) -> list[Capacity]:
+    rows = await conn.fetch(
+        """SELECT p.id::text AS pool_id,
+                  COALESCE((SELECT sum(max_concurrency) FROM fleet_workers w
+                            WHERE w.pool_id = p.id AND w.project_id = $2
+                              AND w.status = 'online'), 0)::int AS slots,
+                  (SELECT count(*) FROM fleet_workers w WHERE w.pool_id = p.id
+                     AND w.project_id = $2 AND w.status = 'online')::int AS workers,
+                  (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
+                     AND s.project = $2 AND s.status = 'running')::int AS in_use,
+                  (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
+                     AND s.status = 'running')::int AS pool_in_use
+           FROM execution_pools p WHERE p.org_id = $1 AND p.id = ANY($3::uuid[])""",
+        org_id,
+        project_id,
+        [p.id for p in pools],
+    )
+    found = {r["pool_id"]: r for r in rows}
+    return [
+        Capacity(
+            pool,
+            found[pool.id]["slots"],
+            found[pool.id]["in_use"],
+            found[pool.id]["workers"],
+            found[pool.id]["pool_in_use"],
+        )
+        if pool.id in found
+        else Capacity(pool, 0, 0, 0)
+        for pool in pools
+    ]

@@ -59,6 +59,9 @@ class SessionRecord:
     transcript: list[dict[str, Any]] | None = None
     progress: list[ProgressLine] = field(default_factory=list)
     agent_id: str = ""
+    pool: str = ""  # the fleet pool its route resolved to ('' : the run's own queue)
+    worker_id: str = ""  # the fleet worker that ran it
+    placement: str = ""  # where it runs, or why it waits ("waiting for capacity in pools ...")
 
     @property
     def is_terminal(self) -> bool:
@@ -176,7 +179,8 @@ class SessionStore:
         """The session with its progress lines (and transcript if asked), or None."""
         row = await self.pool.fetchrow(
             "SELECT session_id, run_id, requested_by, org_id, project, runtime, prompt, status,"
-            " error, result::text AS result, started_at, finished_at, agent_id,"
+            " error, result::text AS result, started_at, finished_at, agent_id, pool_name,"
+            " worker_id, placement,"
             f" {'transcript::text' if transcript else 'NULL::text'} AS transcript"
             " FROM agent_sessions WHERE session_id = $1",
             session_id,
@@ -199,6 +203,9 @@ class SessionStore:
             transcript=_loads(row["transcript"]),
             progress=await self.progress(session_id),
             agent_id=row["agent_id"],
+            pool=row["pool_name"],
+            worker_id=row["worker_id"],
+            placement=row["placement"],
         )
 
     @_span

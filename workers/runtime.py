@@ -23,9 +23,11 @@ from activities.agents import (
     ProgressHook,
     ProjectRoutes,
     SessionControl,
+    SessionFinisher,
     local_agent_command,
 )
 from activities.example import NoteActivities
+from activities.fleet import FleetActivities
 from activities.linear.steps import LinearCredentials, LinearSteps
 from activities.memory import MemoryActivities
 from activities.pm import PmActivities
@@ -39,7 +41,15 @@ from adapters.temporal import (
     parse_codec_keys,
 )
 from durable import DurableClient, Registry
-from store import EventStore, MemoryStore, PmStore, SessionStore, StepAudit, create_pool
+from store import (
+    EventStore,
+    FleetStore,
+    MemoryStore,
+    PmStore,
+    SessionStore,
+    StepAudit,
+    create_pool,
+)
 from workflows import registry as shipped_registry
 from workflows.agents import SESSION_WORKFLOW
 
@@ -68,9 +78,15 @@ def settings_data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(data_converter(), payload_codec=codec)
 
 
-async def connect_temporal(settings: Settings, telemetry: Telemetry | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings,
+    telemetry: Telemetry | None = None,
+    *,
+    rpc_metadata: Mapping[str, str] | None = None,
+) -> Client:
     """A client with `telemetry`'s tracing interceptor and metrics runtime (workers inherit
-    both). Without `telemetry`, tracing as the settings ask and no metrics (a call site)."""
+    both). Without `telemetry`, tracing as the settings ask and no metrics (a call site).
+    `rpc_metadata` goes with every call (a fleet worker's runtime JWT)."""
     address = settings.effective_temporal_address
     if telemetry is None:
         telemetry = start_telemetry(settings)
@@ -81,6 +97,7 @@ async def connect_temporal(settings: Settings, telemetry: Telemetry | None = Non
             data_converter=settings_data_converter(settings),
             interceptors=telemetry.client_interceptors(),
             runtime=telemetry.runtime,
+            rpc_metadata=dict(rpc_metadata or {}),
         )
     except RuntimeError as err:
         hint = (
@@ -125,16 +142,19 @@ def worker_registry(
     runtimes: Mapping[str, AgentRuntime] | None = None,
     on_progress: ProgressHook | None = None,
     orgs: Sequence[str] = (),
+    heartbeat_grace: timedelta = timedelta(seconds=90),
 ) -> Registry:
     """The shipped workflows, with the activities that need clients bound to them. Agent
     sessions announce their end and are cancelled through `client` (one with events);
-    scheduled PM runs act for `orgs`."""
+    scheduled PM runs act for `orgs`; a fleet worker silent for `heartbeat_grace` is offline."""
     registry = shipped_registry()
     if pool is not None:
         registry.bind(NoteActivities(pool))
         sessions = SessionStore(pool)
         registry.bind(PmActivities(PmStore(pool), sessions, orgs))
         registry.bind(MemoryActivities(MemoryStore(pool)))
+        registry.bind(FleetActivities(FleetStore(pool), sessions, heartbeat_grace=heartbeat_grace))
+        registry.bind(SessionFinisher(sessions))
         registry.bind(
             AgentActivities(
                 sessions,
@@ -202,6 +222,7 @@ def make_worker(
         agent_runtimes(settings),
         on_progress=steps.post_progress if steps is not None else None,
         orgs=steps.orgs if steps is not None else (),
+        heartbeat_grace=settings.fleet_heartbeat_grace,
     )
     if steps is not None:
         registry.bind(steps)

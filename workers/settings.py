@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -84,6 +85,35 @@ class Settings(BaseSettings):
     linear_oauth_tokens: SecretStr | None = Field(default=None, alias="LINEAR_OAUTH_TOKENS")
     linear_api_url: str = Field(default="https://api.linear.app/graphql", alias="LINEAR_API_URL")
     linear_local_port: int = Field(default=8500, alias="DURABLE_LINEAR_PORT")
+
+    # The worker fleet. Workers heartbeat this often; one silent for the grace period is
+    # offline (its slots stop counting).
+    fleet_heartbeat_seconds: float = Field(
+        default=30.0, alias="DURABLE_FLEET_HEARTBEAT_SECONDS", gt=0
+    )
+    fleet_heartbeat_grace_seconds: float = Field(
+        default=90.0, alias="DURABLE_FLEET_HEARTBEAT_GRACE_SECONDS", gt=0
+    )
+    # Runtime JWTs: the Ed25519 signing key (base64 of its 32 raw bytes; unset: one kept in
+    # Postgres, made on first use), issuer, audience and lifetime.
+    fleet_signing_key: SecretStr | None = Field(default=None, alias="DURABLE_FLEET_SIGNING_KEY")
+    fleet_issuer: str = Field(default="durable", alias="DURABLE_FLEET_ISSUER")
+    fleet_audience: str = Field(default="durable-workers", alias="DURABLE_FLEET_AUDIENCE")
+    fleet_jwt_ttl_seconds: int = Field(default=900, alias="DURABLE_FLEET_JWT_TTL_SECONDS", ge=60)
+    # Pool, route and token management over HTTP (/api/execution/..., /api/projects/...):
+    # the bearer token it takes. Unset: those endpoints answer 503 (the CLI still works).
+    admin_token: SecretStr | None = Field(default=None, alias="DURABLE_ADMIN_TOKEN")
+    # The legacy shared worker key (transitional): accepted only on the session endpoints the
+    # old model kept on it, only when DURABLE_LEGACY_WORKER_KEY_ENABLED is true, and every use
+    # logs a deprecation warning.
+    legacy_worker_key: SecretStr | None = Field(default=None, alias="WORKER_API_KEY")
+    legacy_worker_key_enabled: bool = Field(
+        default=False, alias="DURABLE_LEGACY_WORKER_KEY_ENABLED"
+    )
+
+    @property
+    def fleet_heartbeat_grace(self) -> timedelta:
+        return timedelta(seconds=self.fleet_heartbeat_grace_seconds)
 
     @property
     def linear_configured(self) -> bool:

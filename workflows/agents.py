@@ -40,7 +40,8 @@ from activities.agents import (
     finish_session,
     run_agent,
 )
-from activities.agents.models import MAX_ERROR_CHARS
+from activities.agents.models import MAX_ERROR_CHARS, AgentRan
+from activities.fleet import RouteSession, route_session
 from store import result_ref
 
 SESSION_WORKFLOW = "rensei/pm.agent-session.run"
@@ -53,6 +54,14 @@ RUNTIME_RETRY = durable.RetryPolicy(max_attempts=3, initial_interval="5s")
 # Recording the end is idempotent and must happen: retry until the store is back.
 FINISH_RETRY = durable.RetryPolicy(max_attempts=0, max_interval="30s")
 CANCELLED = "the session was cancelled"
+# On a fleet pool the step gets one attempt per placement: a lost worker (its heartbeats
+# stopped, or nobody picked the session up in QUEUE_TIMEOUT) sends the session back to the route,
+# which places it again, on another pool first, up to MAX_PLACEMENTS times.
+PLACED_RETRY = durable.RetryPolicy(max_attempts=1)
+QUEUE_TIMEOUT = timedelta(minutes=2)
+MAX_PLACEMENTS = 3
+LOST_WORKER = ("timed out (heartbeat)", "timed out (schedule-to-start)")
+FLEET_ROUTES = "fleet-routes"  # the patch that brought routing (runs begun before skip it)
 TIMED_OUT_CAUSES = ("AgentTimedOut", "Timeout")
 
 
@@ -102,6 +111,53 @@ async def _close(
     return outcome
 
 
+async def _run_placed(
+    ctx: durable.WorkflowContext, request: SessionRequest, run: RunAgent, limit: timedelta
+) -> AgentRan:
+    """Route the session (a project without a route runs on the run's own queue, as before),
+    run it on the pool's queue, and place it again when its worker is lost."""
+    avoid: list[str] = []
+    for n in range(1, MAX_PLACEMENTS + 1):
+        suffix = "" if n == 1 else f"#{n}"
+        routed = await ctx.step.run(
+            f"route{suffix}",
+            route_session,
+            RouteSession(
+                session_id=run.session_id,
+                project=request.project,
+                runtime=request.runtime,
+                prompt=request.prompt,
+                requested_by=request.requested_by,
+                agent_id=request.agent_id,
+                auth_mode=request.auth_mode,
+                avoid=avoid,
+            ),
+        )
+        if routed.queue is None:
+            return await ctx.step.run(
+                f"run-agent{suffix}",
+                run_agent,
+                run,
+                retry=RUNTIME_RETRY,
+                timeout=limit + RUNTIME_GRACE,
+            )
+        try:
+            return await ctx.step.run(
+                f"run-agent{suffix}",
+                run_agent,
+                run,
+                retry=PLACED_RETRY,
+                timeout=limit + RUNTIME_GRACE,
+                queue=routed.queue,
+                queue_timeout=QUEUE_TIMEOUT,
+            )
+        except durable.StepFailed as err:
+            if n == MAX_PLACEMENTS or err.cause not in LOST_WORKER:
+                raise
+            avoid = [routed.pool_id]
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 @durable.workflow(
     SESSION_WORKFLOW,
     trigger=AgentSessionRequested,
@@ -115,24 +171,24 @@ async def agent_session(
     limit = durable.parse_duration(request.timeout)
     reference = result_ref(session_id)
     cancelled = False
+    run = RunAgent(
+        session_id=session_id,
+        runtime=request.runtime,
+        prompt=request.prompt,
+        context=request.context,
+        timeout_seconds=limit.total_seconds(),
+        requested_by=request.requested_by,
+        project=request.project,
+        linear_agent_session_id=request.linear_agent_session_id,
+        agent_id=request.agent_id,
+    )
     try:
-        ran = await ctx.step.run(
-            "run-agent",
-            run_agent,
-            RunAgent(
-                session_id=session_id,
-                runtime=request.runtime,
-                prompt=request.prompt,
-                context=request.context,
-                timeout_seconds=limit.total_seconds(),
-                requested_by=request.requested_by,
-                project=request.project,
-                linear_agent_session_id=request.linear_agent_session_id,
-                agent_id=request.agent_id,
-            ),
-            retry=RUNTIME_RETRY,
-            timeout=limit + RUNTIME_GRACE,
-        )
+        if ctx.patched(FLEET_ROUTES):
+            ran = await _run_placed(ctx, request, run, limit)
+        else:
+            ran = await ctx.step.run(
+                "run-agent", run_agent, run, retry=RUNTIME_RETRY, timeout=limit + RUNTIME_GRACE
+            )
         outcome = SessionCompletion(
             session_id=session_id,
             status="completed",

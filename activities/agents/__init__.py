@@ -7,11 +7,13 @@ from pathlib import Path
 from .chat import ChatCompletionsRuntime
 from .command import CommandRuntime
 from .models import (
+    LOCAL_AUTH_MODES,
     AgentRan,
     AgentSessionCompleted,
     AgentSessionRequested,
     Announce,
     Announced,
+    AuthMode,
     CancelSessions,
     FinishSession,
     RunAgent,
@@ -36,7 +38,9 @@ from .steps import (
     AgentActivities,
     ProgressHook,
     SessionControl,
+    SessionFinisher,
     SessionProgress,
+    SessionWriter,
     announce_completion,
     cancel_sessions,
     finish_session,
@@ -51,6 +55,8 @@ def local_agent_command() -> list[str]:
 
 __all__ = [
     "AgentActivities",
+    "SessionFinisher",
+    "SessionWriter",
     "AgentRan",
     "AgentSessionCompleted",
     "AgentSessionRequested",
@@ -75,6 +81,8 @@ __all__ = [
     "SessionProgress",
     "SessionRequest",
     "SessionStatus",
+    "AuthMode",
+    "LOCAL_AUTH_MODES",
     "SessionsCancelled",
     "Transcript",
     "announce_completion",

@@ -11,6 +11,9 @@ from pydantic import BaseModel, Field, field_validator
 import durable
 
 SessionStatus = Literal["completed", "failed", "cancelled", "timed_out"]
+AuthMode = Literal["api-key", "oauth", "host-session", "local"]
+# Auth modes that use the worker host's own login: only `local` pools may run them.
+LOCAL_AUTH_MODES = ("host-session", "local")
 
 # What a session's completion and its failure messages may carry at most, so history stays
 # small; the whole text is in the session's stored transcript.
@@ -36,6 +39,9 @@ class SessionRequest(BaseModel):
         agent_id: The agent the session works for (a PM agent's observation agent id, e.g.
             `pm-backlog-triage`); stored with the session and carried by its completion, so
             memory consolidation and the completion bridge can find an agent's sessions.
+        auth_mode: How the agent authenticates to its model: `api-key` (default) or `oauth`
+            run anywhere; `host-session` and `local` use the worker host's own login and may
+            only run on `local` pools (a route that offers none fails the session pre-flight).
     """
 
     prompt: str
@@ -46,6 +52,7 @@ class SessionRequest(BaseModel):
     requested_by: str = ""
     linear_agent_session_id: str = ""
     agent_id: str = ""
+    auth_mode: AuthMode = "api-key"
 
     @field_validator("timeout")
     @classmethod

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import durable
 from store import NewSession, SessionStore, result_ref
@@ -82,13 +82,26 @@ def summary_of(result: Any) -> str:
     return clip(json.dumps(result), MAX_SUMMARY_CHARS)
 
 
+class SessionWriter(Protocol):
+    """Where a running session's record goes: Postgres on the product's own workers
+    (SessionStore), the platform API on a fleet worker (workers.fleet.daemon.ApiSessionWriter)."""
+
+    async def open(self, session: NewSession) -> str: ...
+
+    async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None: ...
+
+    async def save_output(
+        self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
+    ) -> None: ...
+
+
 class AgentActivities:
-    """Runs agent sessions; the store, the runtimes (by name) and the progress hook are given
-    by the worker's composition root."""
+    """Runs agent sessions; the session writer, the runtimes (by name) and the progress hook
+    are given by the worker's composition root."""
 
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionWriter,
         runtimes: Mapping[str, AgentRuntime],
         *,
         on_progress: ProgressHook | None = None,
@@ -177,6 +190,13 @@ class AgentActivities:
             summary=summary_of(result),
             progress_lines=count,
         )
+
+
+class SessionFinisher:
+    """Records a session's terminal status (on the product's own workers, beside Postgres)."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
 
     @durable.implements(finish_session)
     async def finish_session(self, input: FinishSession) -> SessionFinished:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -17,11 +18,13 @@ from activities.agents import (
     CommandRuntime,
     ProgressHook,
     SessionControl,
+    SessionFinisher,
     local_agent_command,
 )
+from activities.fleet import FleetActivities
 from adapters.temporal import EventIngress, TemporalDurableClient, build_worker
 from durable import Registry
-from store import EventStore, SessionStore
+from store import EventStore, FleetStore, SessionStore
 from workers.runtime import agent_route
 from workers.settings import Settings
 
@@ -63,6 +66,12 @@ class Agents:
         client = TemporalDurableClient(self.client, REGISTRY, self.task_queue, events=ingress)
         registry = REGISTRY.merged(Registry())
         registry.bind(AgentActivities(self.sessions, self.runtimes, on_progress=self.on_progress))
+        registry.bind(SessionFinisher(self.sessions))
+        registry.bind(
+            FleetActivities(
+                FleetStore(self.pool), self.sessions, heartbeat_grace=timedelta(seconds=90)
+            )
+        )
         registry.bind(SessionControl(client))
         async with AsyncExitStack() as stack:
             for queue in (self.task_queue, *pools):

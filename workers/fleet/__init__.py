@@ -1,5 +1,5 @@
-"""The worker fleet's credentials (issue 7, in progress): registration tokens and runtime JWTs.
-Nothing serves these yet; the registration API, pools and routes come next."""
+"""The worker fleet: registration tokens and runtime JWTs (`tokens`), what the API and the CLI
+share (`admin`), and the worker host daemon (`daemon`, `durable fleet worker`)."""
 
 from .tokens import (
     REGISTRATION_PREFIX,

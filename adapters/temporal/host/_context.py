@@ -240,12 +240,18 @@ class TemporalSteps(Steps):
         retry: RetryPolicy | None = None,
         timeout: Duration | None = None,
         fast: bool | None = None,
+        queue: str | None = None,
+        queue_timeout: Duration | None = None,
     ) -> Out:
         self.claim(step_id)
         arg = coerce_input(activity.input_type, input, f"step {step_id!r}")
         policy = retry or activity.retry or DEFAULT_RETRY
         per_attempt = parse_duration(timeout) if timeout is not None else activity.default_timeout
         short = activity.fast if fast is None else fast
+        if short and queue is not None:
+            raise ValueError(
+                f"step {step_id!r}: a fast (local) step runs in place, not on {queue!r}"
+            )
 
         async def call() -> Out:
             result: Out
@@ -269,7 +275,11 @@ class TemporalSteps(Steps):
                 retry_policy=to_temporal(policy),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 activity_id=step_id,
-                summary=step_id,
+                summary=step_id if queue is None else f"{step_id} on {queue}",
+                task_queue=queue,
+                schedule_to_start_timeout=(
+                    parse_duration(queue_timeout) if queue_timeout is not None else None
+                ),
             )
             return result
 

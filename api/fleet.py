@@ -1,0 +1,557 @@
+"""The worker fleet's HTTP API: registration, worker calls with the runtime JWT, the JWKS, the
+session calls a fleet worker makes while it runs a session, and pool, route and token management.
+
+Who may call what:
+- `POST /api/workers/register` takes a registration token (`rsp_live_...`) and nothing else;
+  a registration token is accepted nowhere else.
+- The other worker and session calls take a runtime JWT. A worker sees only its own project's
+  workers and sessions (another project's are as absent as missing ones) and acts only as itself.
+- `POST /api/sessions/{id}/progress` also takes the legacy shared worker key, when that is
+  switched on (DURABLE_LEGACY_WORKER_KEY_ENABLED), with a deprecation warning in the log.
+- `/api/execution/...` and `/api/projects/{id}/...` take the admin token (DURABLE_ADMIN_TOKEN)
+  and the org in the `X-Durable-Org` header.
+
+A refused credential is a bare 401 `{"error": "unauthorized"}`; why it was refused is logged,
+with a registration token named only by its prefix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from store import (
+    CONNECTION_ERRORS,
+    PROVIDERS,
+    FleetError,
+    FleetStore,
+    Pool,
+    RegistrationRefused,
+    SessionStore,
+    WorkerRecord,
+    describe_connection_error,
+    pool_task_queue,
+)
+from workers.fleet.admin import (
+    create_registration_token,
+    fleet_status,
+    route_json,
+    runtime_keys,
+)
+from workers.fleet.tokens import (
+    LOGGED_CHARS,
+    REGISTRATION_PREFIX,
+    RuntimeClaims,
+    RuntimeKeys,
+    TokenRejected,
+    registration_token_hash,
+)
+from workers.settings import Settings
+
+log = logging.getLogger("durable.fleet.api")
+
+ORG_HEADER = "X-Durable-Org"
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a session's transcript and result come through here
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _unauthorized(reason: str, path: str) -> JSONResponse:
+    log.warning("credential refused", extra={"reason": reason, "path": path})
+    return _error(401, "unauthorized")
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+class Register(BaseModel):
+    version: str = Field(default="", max_length=100)
+    capabilities: list[str] = Field(default_factory=list, max_length=20)
+    max_concurrency: int = Field(alias="maxConcurrency", ge=1, le=1000)
+    hostname: str = Field(default="", max_length=255)
+
+
+class Heartbeat(BaseModel):
+    active: int = Field(default=0, ge=0)
+
+
+class Claim(BaseModel):
+    attempt: int = Field(ge=1)
+
+
+class Progress(BaseModel):
+    attempt: int = Field(ge=1)
+    seq: int = Field(ge=1)
+    line: str = Field(max_length=4000)
+
+
+class Output(BaseModel):
+    attempt: int = Field(ge=1)
+    transcript: list[dict[str, Any]]
+    result: Any = None
+
+
+class NewPool(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    provider: str
+    mode: str = "managed"
+    capacity: dict[str, Any] = {}
+    credential_ref: str | None = Field(default=None, alias="credentialRef")
+
+
+class RouteBody(BaseModel):
+    preferred: list[str] = []
+    allowed: list[str] = []
+    forbidden: list[str] = []
+    fallback: str | None = None
+
+
+class NewToken(BaseModel):
+    pool: str
+    name: str = ""
+    expires_in_days: float = Field(default=30, alias="expiresInDays", gt=0, le=365)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class FleetApi:
+    def __init__(
+        self,
+        fleet: FleetStore,
+        sessions: SessionStore,
+        keys: RuntimeKeys,
+        *,
+        heartbeat_grace: timedelta = timedelta(seconds=90),
+        heartbeat_seconds: float = 30.0,
+        admin_token: SecretStr | None = None,
+        legacy_worker_key: SecretStr | None = None,
+    ) -> None:
+        self.fleet, self.sessions, self.keys = fleet, sessions, keys
+        self.grace, self.heartbeat_seconds = heartbeat_grace, heartbeat_seconds
+        self._admin = admin_token
+        self._legacy = legacy_worker_key  # None: the legacy key is off
+
+    # --- credentials ----------------------------------------------------------------------------
+
+    async def _claims(self, request: Request) -> RuntimeClaims | JSONResponse:
+        path = request.url.path
+        token = _bearer(request)
+        if token is None:
+            return _unauthorized("no bearer token", path)
+        if token.startswith(REGISTRATION_PREFIX):
+            return _unauthorized(
+                f"registration token {token[:LOGGED_CHARS]}… used outside /api/workers/register",
+                path,
+            )
+        try:
+            claims = self.keys.verify(token)
+        except TokenRejected as err:
+            return _unauthorized(f"runtime JWT refused: {err.reason}", path)
+        if not await self.fleet.registration_valid(claims.reg):
+            return _unauthorized(
+                f"runtime JWT of worker {claims.sub}: its registration was revoked or expired",
+                path,
+            )
+        return claims
+
+    def _admin_org(self, request: Request) -> str | JSONResponse:
+        if self._admin is None:
+            return _error(503, "fleet management over HTTP is off: set DURABLE_ADMIN_TOKEN")
+        token = _bearer(request)
+        if token is None or not hmac.compare_digest(
+            token.encode(), self._admin.get_secret_value().encode()
+        ):
+            return _unauthorized("not the admin token", request.url.path)
+        org = request.headers.get(ORG_HEADER)
+        if not org:
+            return _error(400, f"say which org you act for in the {ORG_HEADER} header")
+        return org
+
+    def _legacy_key(self, request: Request) -> bool:
+        token = _bearer(request)
+        if self._legacy is None or token is None:
+            return False
+        if not hmac.compare_digest(token.encode(), self._legacy.get_secret_value().encode()):
+            return False
+        log.warning(
+            "deprecated: the legacy shared worker key (WORKER_API_KEY) was used; register "
+            "workers with a registration token and use their runtime JWT",
+            extra={"path": request.url.path},
+        )
+        return True
+
+    # --- workers --------------------------------------------------------------------------------
+
+    async def register(self, request: Request) -> Response:
+        token = _bearer(request)
+        if token is None or not token.startswith(REGISTRATION_PREFIX):
+            return _unauthorized("register needs a registration token", request.url.path)
+        body = await _body(request, Register)
+        if isinstance(body, Response):
+            return body
+        try:
+            registration = await self.fleet.redeem(registration_token_hash(token))
+        except RegistrationRefused as err:
+            return _unauthorized(err.reason, request.url.path)
+        if registration.pool_id is None:
+            return _error(422, "this registration token names no pool; create one with --pool")
+        pool = await self.fleet.pool_named(registration.org_id, registration.pool_id)
+        if body.capabilities and pool.provider not in body.capabilities:
+            return _error(
+                422,
+                f"pool {pool.name!r} is a {pool.provider} pool; this worker offers "
+                f"{', '.join(body.capabilities)}",
+            )
+        worker_id = await self.fleet.register_worker(
+            registration,
+            pool.id,
+            max_concurrency=body.max_concurrency,
+            hostname=body.hostname,
+            version=body.version,
+            capabilities=body.capabilities,
+        )
+        jwt, claims = self.keys.mint(
+            project=registration.project_id,
+            org=registration.org_id,
+            worker=worker_id,
+            registration=registration.id,
+        )
+        log.info(
+            "worker registered",
+            extra={"worker": worker_id, "pool": pool.name, "token": registration.prefix + "…"},
+        )
+        return JSONResponse(
+            {
+                "workerId": worker_id,
+                "runtimeJwt": jwt,
+                "expiresAt": _at(claims.exp),
+                "org": registration.org_id,
+                "project": registration.project_id,
+                "pool": {"id": pool.id, "name": pool.name, "provider": pool.provider},
+                "taskQueue": pool_task_queue(pool.id, registration.project_id),
+                "heartbeatSeconds": self.heartbeat_seconds,
+            },
+            status_code=201,
+        )
+
+    async def _own_worker(self, request: Request, claims: RuntimeClaims) -> Response | None:
+        """None when the path names the calling worker; 404 for another project's (as absent
+        as a missing one), 403 for another worker of the same project."""
+        worker_id = request.path_params["worker_id"]
+        found = await self.fleet.worker(worker_id)
+        if found is None or (found.org_id, found.project_id) != (claims.org, claims.proj):
+            return _error(404, f"no worker {worker_id!r}")
+        if worker_id != claims.sub:
+            return _error(403, "a worker may act only as itself")
+        return None
+
+    async def list_workers(self, request: Request, claims: RuntimeClaims) -> Response:
+        await self.fleet.mark_offline(self.grace)
+        workers = await self.fleet.workers(claims.org, claims.proj)
+        return JSONResponse({"workers": [_worker_json(w) for w in workers]})
+
+    async def describe_worker(self, request: Request, claims: RuntimeClaims) -> Response:
+        await self.fleet.mark_offline(self.grace)
+        found = await self.fleet.worker(request.path_params["worker_id"])
+        if found is None or (found.org_id, found.project_id) != (claims.org, claims.proj):
+            return _error(404, f"no worker {request.path_params['worker_id']!r}")
+        return JSONResponse(_worker_json(found))
+
+    async def heartbeat(self, request: Request, claims: RuntimeClaims) -> Response:
+        refused = await self._own_worker(request, claims)
+        if refused is not None:
+            return refused
+        body = await _body(request, Heartbeat)
+        if isinstance(body, Response):
+            return body
+        if not await self.fleet.heartbeat(claims.sub, body.active):
+            return _error(410, f"worker {claims.sub} deregistered; register again")
+        return JSONResponse({"ok": True, "heartbeatSeconds": self.heartbeat_seconds})
+
+    async def refresh(self, request: Request, claims: RuntimeClaims) -> Response:
+        refused = await self._own_worker(request, claims)
+        if refused is not None:
+            return refused
+        found = await self.fleet.worker(claims.sub)
+        if found is None or found.status == "deregistered":
+            return _error(410, f"worker {claims.sub} deregistered; register again")
+        jwt, fresh = self.keys.mint(
+            project=claims.proj, org=claims.org, worker=claims.sub, registration=claims.reg
+        )
+        return JSONResponse({"runtimeJwt": jwt, "expiresAt": _at(fresh.exp)})
+
+    async def deregister(self, request: Request, claims: RuntimeClaims) -> Response:
+        refused = await self._own_worker(request, claims)
+        if refused is not None:
+            return refused
+        await self.fleet.deregister(claims.sub)
+        log.info("worker deregistered", extra={"worker": claims.sub})
+        return Response(status_code=204)
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse(self.keys.jwks())
+
+    # --- sessions a fleet worker runs -----------------------------------------------------------
+
+    async def _placed_here(self, request: Request, claims: RuntimeClaims) -> Response | None:
+        """None when the session was placed on the calling worker's pool for its project."""
+        session_id = request.path_params["session_id"]
+        placed = await self.fleet.session_placement(session_id)
+        worker = await self.fleet.worker(claims.sub)
+        if placed is None or (placed.org_id, placed.project) != (claims.org, claims.proj):
+            return _error(404, f"no agent session {session_id!r}")
+        if worker is None or placed.pool_id != worker.pool_id:
+            return _error(403, f"agent session {session_id!r} is not placed on this worker's pool")
+        return None
+
+    async def claim(self, request: Request, claims: RuntimeClaims) -> Response:
+        refused = await self._placed_here(request, claims)
+        if refused is not None:
+            return refused
+        body = await _body(request, Claim)
+        if isinstance(body, Response):
+            return body
+        session_id = request.path_params["session_id"]
+        await self.fleet.claim_session(session_id, claims.sub, body.attempt)
+        return JSONResponse({"sessionId": session_id, "workerId": claims.sub})
+
+    async def progress(self, request: Request) -> Response:
+        if not self._legacy_key(request):
+            claims = await self._claims(request)
+            if isinstance(claims, Response):
+                return claims
+            refused = await self._placed_here(request, claims)
+            if refused is not None:
+                return refused
+        body = await _body(request, Progress)
+        if isinstance(body, Response):
+            return body
+        session_id = request.path_params["session_id"]
+        if await self.fleet.session_placement(session_id) is None:
+            return _error(404, f"no agent session {session_id!r}")
+        await self.sessions.add_progress(session_id, body.attempt, body.seq, body.line)
+        return JSONResponse({"ok": True})
+
+    async def output(self, request: Request, claims: RuntimeClaims) -> Response:
+        refused = await self._placed_here(request, claims)
+        if refused is not None:
+            return refused
+        body = await _body(request, Output)
+        if isinstance(body, Response):
+            return body
+        await self.sessions.save_output(
+            request.path_params["session_id"], body.attempt, body.transcript, body.result
+        )
+        return JSONResponse({"ok": True})
+
+    # --- management -----------------------------------------------------------------------------
+
+    async def pools(self, request: Request, org: str) -> Response:
+        if request.method == "POST":
+            body = await _body(request, NewPool)
+            if isinstance(body, Response):
+                return body
+            if body.provider not in PROVIDERS:
+                return _error(422, f"provider must be one of: {', '.join(PROVIDERS)}")
+            pool = await self.fleet.create_pool(
+                org,
+                body.name,
+                body.provider,
+                mode=body.mode,
+                capacity=body.capacity,
+                credential_ref=body.credential_ref,
+            )
+            return JSONResponse(_pool_json(pool), status_code=201)
+        return JSONResponse({"pools": [_pool_json(p) for p in await self.fleet.pools(org)]})
+
+    async def execution_route(self, request: Request, org: str) -> Response:
+        project = request.path_params["project_id"]
+        if request.method == "PUT":
+            body = await _body(request, RouteBody)
+            if isinstance(body, Response):
+                return body
+            await self.fleet.set_route(
+                org,
+                project,
+                preferred=body.preferred,
+                allowed=body.allowed,
+                forbidden=body.forbidden,
+                fallback=body.fallback,
+            )
+        route = await self.fleet.route(org, project)
+        if route is None:
+            return _error(404, f"project {project!r} has no execution route")
+        return JSONResponse(route_json(route, await self.fleet.pools(org)))
+
+    async def tokens(self, request: Request, org: str) -> Response:
+        body = await _body(request, NewToken)
+        if isinstance(body, Response):
+            return body
+        created = await create_registration_token(
+            self.fleet,
+            org,
+            request.path_params["project_id"],
+            body.pool,
+            name=body.name,
+            ttl=timedelta(days=body.expires_in_days),
+        )
+        return JSONResponse(
+            {
+                "id": created.id,
+                "token": created.token.plaintext,  # shown this once
+                "prefix": created.token.prefix,
+                "pool": created.pool.name,
+                "expiresAt": created.expires_at.isoformat(),
+            },
+            status_code=201,
+        )
+
+    async def status(self, request: Request, org: str) -> Response:
+        return JSONResponse(
+            await fleet_status(self.fleet, org, request.path_params["project_id"], self.grace)
+        )
+
+    # --- wiring ---------------------------------------------------------------------------------
+
+    def _worker_call(
+        self, handler: Callable[[Request, RuntimeClaims], Awaitable[Response]]
+    ) -> Handler:
+        async def call(request: Request) -> Response:
+            claims = await self._claims(request)
+            if isinstance(claims, Response):
+                return claims
+            return await handler(request, claims)
+
+        return _guarded(call)
+
+    def _admin_call(self, handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
+        async def call(request: Request) -> Response:
+            org = self._admin_org(request)
+            if isinstance(org, Response):
+                return org
+            return await handler(request, org)
+
+        return _guarded(call)
+
+    def routes(self) -> list[Route]:
+        worker = self._worker_call
+        admin = self._admin_call
+        return [
+            Route("/.well-known/jwks.json", _guarded(self.jwks), methods=["GET"]),
+            Route("/api/workers/jwks", _guarded(self.jwks), methods=["GET"]),
+            Route("/api/workers/register", _guarded(self.register), methods=["POST"]),
+            Route("/api/workers", worker(self.list_workers), methods=["GET"]),
+            Route("/api/workers/{worker_id}", worker(self.describe_worker), methods=["GET"]),
+            Route("/api/workers/{worker_id}", worker(self.deregister), methods=["DELETE"]),
+            Route("/api/workers/{worker_id}/heartbeat", worker(self.heartbeat), methods=["POST"]),
+            Route("/api/workers/{worker_id}/refresh", worker(self.refresh), methods=["POST"]),
+            Route("/api/sessions/{session_id:path}/claim", worker(self.claim), methods=["POST"]),
+            Route(
+                "/api/sessions/{session_id:path}/progress",
+                _guarded(self.progress),
+                methods=["POST"],
+            ),
+            Route("/api/sessions/{session_id:path}/output", worker(self.output), methods=["POST"]),
+            Route("/api/execution/pools", admin(self.pools), methods=["GET", "POST"]),
+            Route(
+                "/api/projects/{project_id}/execution-route",
+                admin(self.execution_route),
+                methods=["GET", "PUT"],
+            ),
+            Route("/api/projects/{project_id}/tokens", admin(self.tokens), methods=["POST"]),
+            Route("/api/projects/{project_id}/fleet", admin(self.status), methods=["GET"]),
+        ]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """A fleet error is the caller's to fix (422); an unreachable store is a 503."""
+
+    async def call(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except FleetError as err:
+            return _error(422, str(err))
+        except CONNECTION_ERRORS as err:
+            return _error(503, f"the fleet store is unreachable: {describe_connection_error(err)}")
+
+    return call
+
+
+async def _body(request: Request, model: type[M]) -> M | Response:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate(json.loads(raw or b"{}"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return _error(400, f"body is not valid JSON: {err}")
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
+        )
+        return _error(422, problems)
+
+
+def _at(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _worker_json(w: WorkerRecord) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "project": w.project_id,
+        "pool": w.pool_name,
+        "status": w.status,
+        "hostname": w.hostname,
+        "version": w.version,
+        "capabilities": w.capabilities,
+        "maxConcurrency": w.max_concurrency,
+        "active": w.active,
+        "registeredAt": w.registered_at.isoformat(),
+        "lastHeartbeatAt": w.last_heartbeat_at.isoformat(),
+    }
+
+
+def _pool_json(pool: Pool) -> dict[str, Any]:
+    return {
+        "id": pool.id,
+        "name": pool.name,
+        "provider": pool.provider,
+        "mode": pool.mode,
+        "capacity": pool.capacity,
+        "credentialRef": pool.credential_ref,
+    }
+
+
+async def fleet_api(settings: Settings, pool: asyncpg.Pool) -> FleetApi:
+    """The fleet API as settings configure it."""
+    fleet = FleetStore(pool)
+    legacy = settings.legacy_worker_key if settings.legacy_worker_key_enabled else None
+    if settings.legacy_worker_key_enabled and legacy is None:
+        raise ValueError("DURABLE_LEGACY_WORKER_KEY_ENABLED is set but WORKER_API_KEY is not")
+    return FleetApi(
+        fleet,
+        SessionStore(pool),
+        await runtime_keys(settings, fleet),
+        heartbeat_grace=settings.fleet_heartbeat_grace,
+        heartbeat_seconds=settings.fleet_heartbeat_seconds,
+        admin_token=settings.admin_token,
+        legacy_worker_key=legacy,
+    )

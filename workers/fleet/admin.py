@@ -1,0 +1,142 @@
+"""What the API and the CLI share for the fleet: the runtime JWT keys from settings, issuing a
+registration token, and a project's fleet status."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from store import FleetError, FleetStore, Pool, Route
+
+from ..settings import Settings
+from .tokens import IssuedToken, RuntimeKeys, issue_registration_token
+
+
+def _kid(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+async def runtime_keys(settings: Settings, fleet: FleetStore) -> RuntimeKeys:
+    """DURABLE_FLEET_SIGNING_KEY's key, or the ones kept in Postgres (made on first use)."""
+    if settings.fleet_signing_key is not None:
+        try:
+            raw = base64.b64decode(settings.fleet_signing_key.get_secret_value(), validate=True)
+            key = Ed25519PrivateKey.from_private_bytes(raw)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                "DURABLE_FLEET_SIGNING_KEY must be the base64 of 32 raw bytes (an Ed25519 key)"
+            ) from None
+        keys = [(_kid(key), key)]
+    else:
+        keys = [
+            (kid, Ed25519PrivateKey.from_private_bytes(raw))
+            for kid, raw in await fleet.signing_keys()
+        ]
+    return RuntimeKeys(
+        keys,
+        issuer=settings.fleet_issuer,
+        audience=settings.fleet_audience,
+        ttl=timedelta(seconds=settings.fleet_jwt_ttl_seconds),
+    )
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    id: str
+    token: IssuedToken
+    pool: Pool
+    expires_at: datetime
+
+
+async def create_registration_token(
+    fleet: FleetStore,
+    org: str,
+    project: str,
+    pool_ref: str,
+    *,
+    name: str = "",
+    ttl: timedelta = timedelta(days=30),
+) -> CreatedToken:
+    """A registration token for workers of `project` on the org's pool `pool_ref` (name or
+    id). The plaintext is in the result once; only its hash is kept."""
+    if not project:
+        raise FleetError("a registration token is for one project: name it")
+    pool = await fleet.pool_named(org, pool_ref)
+    route = await fleet.route(org, project)
+    if route is not None and pool.id in route.forbidden:
+        raise FleetError(f"pool {pool.name!r} is forbidden by project {project!r}'s route")
+    issued = issue_registration_token()
+    token_id = await fleet.add_registration_token(
+        org, project, issued.hash, issued.prefix, ttl, pool_id=pool.id, name=name
+    )
+    return CreatedToken(token_id, issued, pool, datetime.now(UTC) + ttl)
+
+
+def route_json(route: Route | None, pools: list[Pool]) -> dict[str, Any] | None:
+    """A route with its pools by name."""
+    if route is None:
+        return None
+    names = {p.id: p.name for p in pools}
+    return {
+        "project": route.project_id,
+        "preferred": [names.get(i, i) for i in route.preferred],
+        "allowed": [names.get(i, i) for i in route.allowed],
+        "forbidden": [names.get(i, i) for i in route.forbidden],
+        "fallback": names.get(route.fallback, route.fallback) if route.fallback else None,
+        "legacy": route.legacy,
+    }
+
+
+async def fleet_status(
+    fleet: FleetStore, org: str, project: str, grace: timedelta
+) -> dict[str, Any]:
+    """A project's route, its pools' live capacity, and its workers with their last
+    heartbeat; workers silent past `grace` are marked offline first."""
+    await fleet.mark_offline(grace)
+    pools = await fleet.pools(org)
+    route = await fleet.route(org, project)
+    used = (
+        [p for p in pools if p.id in {*route.preferred, *route.allowed, route.fallback}]
+        if route
+        else []
+    )
+    caps = await fleet.capacity(org, project, used)
+    now = datetime.now(UTC)
+    workers = await fleet.workers(org, project)
+    return {
+        "org": org,
+        "project": project,
+        "route": route_json(route, pools),
+        "pools": [
+            {
+                "name": c.pool.name,
+                "provider": c.pool.provider,
+                "workers_online": c.workers,
+                "slots": c.slots,
+                "in_use": c.in_use,
+            }
+            for c in caps
+        ],
+        "workers": [
+            {
+                "id": w.id,
+                "pool": w.pool_name,
+                "status": w.status,
+                "hostname": w.hostname,
+                "version": w.version,
+                "max_concurrency": w.max_concurrency,
+                "active": w.active,
+                "last_heartbeat_at": w.last_heartbeat_at.isoformat(),
+                "last_heartbeat_seconds_ago": round((now - w.last_heartbeat_at).total_seconds()),
+            }
+            for w in workers
+        ],
+    }
