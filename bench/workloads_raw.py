@@ -58,3 +58,19 @@ class RawWait:
             return Received(event_id="")
         assert self.event is not None
         return Received(event_id=self.event.id)
+
+
+@workflow.defn(name="raw/agent.run")
+class RawAgent:
+    """One activity on another task queue (a pool's): `raw.agent`, defined in bench/fleet.py."""
+
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        result: str = await workflow.execute_activity(
+            "raw.agent",
+            "Triage these issues",
+            task_queue=queue,
+            start_to_close_timeout=timedelta(minutes=1),
+            result_type=str,
+        )
+        return result
