@@ -35,6 +35,7 @@ from store import (
     PROVIDERS,
     FleetError,
     FleetStore,
+    Placement,
     Pool,
     RegistrationRefused,
     SessionStore,
@@ -61,6 +62,7 @@ from workers.settings import Settings
 log = logging.getLogger("durable.fleet.api")
 
 ORG_HEADER = "X-Durable-Org"
+WORKER_SCOPE = "worker"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a session's transcript and result come through here
 
 
@@ -87,21 +89,16 @@ class Register(BaseModel):
 
 
 class Heartbeat(BaseModel):
-    active: int = Field(default=0, ge=0)
-
-
-class Claim(BaseModel):
-    attempt: int = Field(ge=1)
+    sessions: list[str] = Field(default_factory=list, max_length=1000)  # the ones it runs
 
 
 class Progress(BaseModel):
-    attempt: int = Field(ge=1)
     seq: int = Field(ge=1)
     line: str = Field(max_length=4000)
+    attempt: int = Field(default=1, ge=1)  # read only from the legacy key; a worker's is its claim
 
 
 class Output(BaseModel):
-    attempt: int = Field(ge=1)
     transcript: list[dict[str, Any]]
     result: Any = None
 
@@ -164,11 +161,15 @@ class FleetApi:
             claims = self.keys.verify(token)
         except TokenRejected as err:
             return _unauthorized(f"runtime JWT refused: {err.reason}", path)
+        if claims.scope != WORKER_SCOPE:
+            return _unauthorized(f"runtime JWT with scope {claims.scope!r}", path)
         if not await self.fleet.registration_valid(claims.reg):
             return _unauthorized(
-                f"runtime JWT of worker {claims.sub}: its registration was revoked or expired",
-                path,
+                f"runtime JWT of worker {claims.sub}: its registration was revoked", path
             )
+        worker = await self.fleet.worker(claims.sub)
+        if worker is None or worker.status == "deregistered":
+            return _unauthorized(f"runtime JWT of worker {claims.sub}: it deregistered", path)
         return claims
 
     def _admin_org(self, request: Request) -> str | JSONResponse:
@@ -281,7 +282,8 @@ class FleetApi:
         body = await _body(request, Heartbeat)
         if isinstance(body, Response):
             return body
-        if not await self.fleet.heartbeat(claims.sub, body.active):
+        settle = timedelta(seconds=max(10.0, 2 * self.heartbeat_seconds))
+        if not await self.fleet.heartbeat(claims.sub, body.sessions, settle=settle):
             return _error(410, f"worker {claims.sub} deregistered; register again")
         return JSONResponse({"ok": True, "heartbeatSeconds": self.heartbeat_seconds})
 
@@ -310,8 +312,12 @@ class FleetApi:
 
     # --- sessions a fleet worker runs -----------------------------------------------------------
 
-    async def _placed_here(self, request: Request, claims: RuntimeClaims) -> Response | None:
-        """None when the session was placed on the calling worker's pool for its project."""
+    async def _session(
+        self, request: Request, claims: RuntimeClaims
+    ) -> tuple[Placement, WorkerRecord] | Response:
+        """The session in the path and the calling worker, when the session was placed on the
+        worker's pool for its project: another project's (or org's) session is as absent as a
+        missing one (404), another pool's is refused (403)."""
         session_id = request.path_params["session_id"]
         placed = await self.fleet.session_placement(session_id)
         worker = await self.fleet.worker(claims.sub)
@@ -319,45 +325,65 @@ class FleetApi:
             return _error(404, f"no agent session {session_id!r}")
         if worker is None or placed.pool_id != worker.pool_id:
             return _error(403, f"agent session {session_id!r} is not placed on this worker's pool")
-        return None
+        return placed, worker
+
+    async def _claimed(self, request: Request, claims: RuntimeClaims) -> Placement | Response:
+        """The session, when the calling worker holds its claim and it is still running."""
+        found = await self._session(request, claims)
+        if isinstance(found, Response):
+            return found
+        placed, _ = found
+        if placed.worker_id != claims.sub or placed.status != "running":
+            return _error(
+                409,
+                f"agent session {request.path_params['session_id']!r} is not running on this "
+                "worker (finished, or claimed by another)",
+            )
+        return placed
 
     async def claim(self, request: Request, claims: RuntimeClaims) -> Response:
-        refused = await self._placed_here(request, claims)
-        if refused is not None:
-            return refused
-        body = await _body(request, Claim)
-        if isinstance(body, Response):
-            return body
+        found = await self._session(request, claims)
+        if isinstance(found, Response):
+            return found
         session_id = request.path_params["session_id"]
-        await self.fleet.claim_session(session_id, claims.sub, body.attempt)
-        return JSONResponse({"sessionId": session_id, "workerId": claims.sub})
+        attempt = await self.fleet.claim_session(session_id, found[1])
+        if attempt is None:
+            return _error(
+                409, f"agent session {session_id!r} is finished or claimed by another worker"
+            )
+        return JSONResponse({"sessionId": session_id, "workerId": claims.sub, "attempt": attempt})
 
     async def progress(self, request: Request) -> Response:
-        if not self._legacy_key(request):
+        # The legacy shared key is global, as it was in the old model: it may write progress to
+        # any session. That is why it is off by default and only accepted here.
+        if self._legacy_key(request):
+            attempt = None
+        else:
             claims = await self._claims(request)
             if isinstance(claims, Response):
                 return claims
-            refused = await self._placed_here(request, claims)
-            if refused is not None:
-                return refused
+            placed = await self._claimed(request, claims)
+            if isinstance(placed, Response):
+                return placed
+            attempt = placed.claims
         body = await _body(request, Progress)
         if isinstance(body, Response):
             return body
         session_id = request.path_params["session_id"]
-        if await self.fleet.session_placement(session_id) is None:
+        if attempt is None and await self.fleet.session_placement(session_id) is None:
             return _error(404, f"no agent session {session_id!r}")
-        await self.sessions.add_progress(session_id, body.attempt, body.seq, body.line)
+        await self.sessions.add_progress(session_id, attempt or body.attempt, body.seq, body.line)
         return JSONResponse({"ok": True})
 
     async def output(self, request: Request, claims: RuntimeClaims) -> Response:
-        refused = await self._placed_here(request, claims)
-        if refused is not None:
-            return refused
+        placed = await self._claimed(request, claims)
+        if isinstance(placed, Response):
+            return placed
         body = await _body(request, Output)
         if isinstance(body, Response):
             return body
         await self.sessions.save_output(
-            request.path_params["session_id"], body.attempt, body.transcript, body.result
+            request.path_params["session_id"], placed.claims, body.transcript, body.result
         )
         return JSONResponse({"ok": True})
 
@@ -488,8 +514,9 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except FleetError as err:
             return _error(422, str(err))
-        except CONNECTION_ERRORS as err:
-            return _error(503, f"the fleet store is unreachable: {describe_connection_error(err)}")
+        except CONNECTION_ERRORS as err:  # the detail is for the log, not an unknown caller
+            log.error("fleet store unreachable", extra={"error": describe_connection_error(err)})
+            return _error(503, "the fleet store is unreachable; try again")
 
     return call
 

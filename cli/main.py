@@ -148,6 +148,8 @@ def show_status(desc: RunDescription) -> None:
         typer.echo(f"step       {', '.join(desc.current_steps)}")
     if desc.waiting_on:
         typer.echo(f"waiting on {desc.waiting_on}")
+    for retrying in desc.retrying:
+        typer.echo(f"retrying   {retrying}")
     if desc.completed_steps is not None:
         typer.echo(f"steps done {desc.completed_steps}")
     if desc.started_at:

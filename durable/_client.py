@@ -46,6 +46,8 @@ class RunDescription(BaseModel):
     started_at: datetime | None = None
     closed_at: datetime | None = None
     failure: str | None = None
+    # Steps being retried, with their last error: "route (attempt 4): waiting for capacity ..."
+    retrying: list[str] = []
 
     @property
     def current_step(self) -> str | None:

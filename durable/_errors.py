@@ -87,11 +87,20 @@ class RetryAfter(DurableError):
 class StepFailed(DurableError):
     """A step failed every attempt it was allowed (or failed with a non-retryable error)."""
 
-    def __init__(self, step_id: str, attempts: int, cause: str, *, cause_type: str = "") -> None:
+    def __init__(
+        self,
+        step_id: str,
+        attempts: int,
+        cause: str,
+        *,
+        cause_type: str = "",
+        non_retryable: bool = False,
+    ) -> None:
         self.step_id = step_id
         self.attempts = attempts
         self.cause = cause
         self.cause_type = cause_type
+        self.non_retryable = non_retryable  # the step said so (NonRetryableError), not a timeout
         plural = "attempt" if attempts == 1 else "attempts"
         super().__init__(f"step {step_id!r} failed after {attempts} {plural}: {cause}")
 

@@ -36,6 +36,11 @@ class Registration:
     name: str = ""
 
 
+# How long a session placed on a pool but not claimed by a worker yet counts against the pool's
+# capacity: its run gives up on the pool's queue after this (QUEUE_TIMEOUT in workflows/agents.py)
+# and places it again.
+UNCLAIMED_WINDOW = timedelta(minutes=2)
+
 PROVIDERS = ("local", "docker", "kubernetes", "e2b", "daytona", "modal", "vercel")
 
 
@@ -116,6 +121,7 @@ class Placement:
     pool_id: str | None
     worker_id: str
     status: str
+    claims: int
 
 
 class FleetError(Exception):
@@ -192,7 +198,12 @@ class FleetStore:
     @_span
     async def revoke(self, token_id: str) -> bool:
         """Revoke a registration token; the workers registered with it are deregistered at
-        once (routing stops using them) and their runtime JWTs stop being accepted."""
+        once (routing stops using them) and their runtime JWTs stop being accepted. False when
+        there is no such token, or it was revoked before."""
+        try:
+            uuid.UUID(token_id)
+        except ValueError:
+            return False
         async with self.pool.acquire() as conn, conn.transaction():
             status: str = await conn.execute(
                 "UPDATE registration_tokens SET revoked_at = clock_timestamp()"
@@ -209,10 +220,12 @@ class FleetStore:
 
     @_span
     async def registration_valid(self, token_id: str) -> bool:
-        """Whether a registration still stands (what a runtime JWT refresh re-checks)."""
+        """Whether a registration still stands (what every runtime JWT call re-checks): only a
+        revocation ends it. A token's expiry stops new registrations, not the workers that
+        registered with it."""
         valid: bool = await self.pool.fetchval(
             "SELECT EXISTS (SELECT 1 FROM registration_tokens WHERE id = $1"
-            " AND revoked_at IS NULL AND expires_at > clock_timestamp())",
+            " AND revoked_at IS NULL)",
             token_id,
         )
         return valid
@@ -293,6 +306,8 @@ class FleetStore:
             names = {p.id: p.name for p in await self.pools(org_id)}
             listed = ", ".join(sorted(names[c] for c in clash if c))
             raise FleetError(f"pools cannot be both forbidden and used: {listed}")
+        if not used:
+            raise FleetError("a route needs at least one preferred, allowed or fallback pool")
         await self.pool.execute(
             """INSERT INTO execution_routes (org_id, project_id, preferred, allowed, forbidden,
                                              fallback)
@@ -421,16 +436,38 @@ class FleetStore:
         return worker_id
 
     @_span
-    async def heartbeat(self, worker_id: str, active: int) -> bool:
-        """Record a heartbeat; a worker marked offline comes back online. False for a worker
-        that deregistered or never was."""
-        status: str = await self.pool.execute(
-            "UPDATE fleet_workers SET last_heartbeat_at = clock_timestamp(), active = $2,"
-            " status = 'online' WHERE id = $1 AND status <> 'deregistered'",
-            worker_id,
-            active,
-        )
-        return status.endswith(" 1")
+    async def heartbeat(
+        self,
+        worker_id: str,
+        running: Sequence[str],
+        *,
+        settle: timedelta = timedelta(seconds=60),
+    ) -> bool:
+        """Record a heartbeat with the sessions the worker runs; a worker marked offline comes
+        back online. A session it claimed more than `settle` ago and no longer runs is released
+        from its pool (its run ended without finishing, e.g. terminated), so it stops taking a
+        slot. False for a worker that deregistered or never was."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status: str = await conn.execute(
+                "UPDATE fleet_workers SET last_heartbeat_at = clock_timestamp(), active = $2,"
+                " status = 'online' WHERE id = $1 AND status <> 'deregistered'",
+                worker_id,
+                len(running),
+            )
+            if not status.endswith(" 1"):
+                return False
+            await conn.execute(
+                """UPDATE agent_sessions
+                   SET pool_id = NULL, pool_name = '', worker_id = '', claimed_at = NULL,
+                       placement = 'released: worker ' || $1 || ' no longer runs it'
+                   WHERE worker_id = $1 AND status = 'running'
+                     AND claimed_at < clock_timestamp() - $3::interval
+                     AND NOT (session_id = ANY($2::text[]))""",
+                worker_id,
+                list(running),
+                settle,
+            )
+        return True
 
     @_span
     async def deregister(self, worker_id: str) -> bool:
@@ -475,7 +512,7 @@ class FleetStore:
         """Each pool's live capacity for `project_id`: its online workers registered for the
         project, the project's sessions running there, and all sessions running there (what
         the pool's `max_sessions` counts)."""
-        return await _capacity(self.pool, org_id, project_id, pools)
+        return await _capacity(self.pool, org_id, project_id, pools, "")
 
     @_span
     async def place(
@@ -486,16 +523,28 @@ class FleetStore:
         pools: Sequence[Pool],
         choose: Callable[[list[Capacity]], Capacity | None],
         waiting: str,
+        *,
+        lost: bool = False,
     ) -> Capacity | None:
         """Place a session on the pool `choose` picks from `pools`' live capacity, stamping it
         on the session; with none, stamp `waiting`. Placements in one org take turns, so two
-        sessions never take the same last slot."""
+        sessions never take the same last slot. `lost`: the worker that claimed the session
+        last is gone (its heartbeats to Temporal stopped), so it is marked offline first, and
+        its slots stop counting at once rather than after the grace period; its next heartbeat
+        to the platform, if any, brings it back."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:' || $1))", org_id)
-            chosen = choose(await _capacity(conn, org_id, project_id, pools))
+            if lost:
+                await conn.execute(
+                    "UPDATE fleet_workers SET status = 'offline' WHERE status = 'online' AND id ="
+                    " (SELECT worker_id FROM agent_sessions WHERE session_id = $1)",
+                    session_id,
+                )
+            chosen = choose(await _capacity(conn, org_id, project_id, pools, session_id))
             pool = chosen.pool if chosen else None
             await conn.execute(
-                "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4"
+                "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4,"
+                " placed_at = clock_timestamp(), worker_id = '', claimed_at = NULL"
                 " WHERE session_id = $1",
                 session_id,
                 pool.id if pool else None,
@@ -522,23 +571,29 @@ class FleetStore:
     @_span
     async def session_placement(self, session_id: str) -> Placement | None:
         row = await self.pool.fetchrow(
-            "SELECT org_id, project, pool_id::text, worker_id, status FROM agent_sessions"
+            "SELECT org_id, project, pool_id::text, worker_id, status, claims FROM agent_sessions"
             " WHERE session_id = $1",
             session_id,
         )
         return None if row is None else Placement(**dict(row))
 
     @_span
-    async def claim_session(self, session_id: str, worker_id: str, attempt: int) -> None:
-        """A fleet worker has started the session's runtime (attempt `attempt`)."""
-        await self.pool.execute(
-            "UPDATE agent_sessions SET worker_id = $2,"
-            " placement = 'running on pool ' || pool_name || ', worker ' || $2"
-            " || ', attempt ' || $3::int WHERE session_id = $1",
+    async def claim_session(self, session_id: str, worker: WorkerRecord) -> int | None:
+        """A fleet worker starts the session's runtime: the session must be running, placed on
+        the worker's pool, and not claimed by another worker. Returns the claim's number (the
+        attempt its progress and output are kept under), or None when it may not."""
+        claims: int | None = await self.pool.fetchval(
+            """UPDATE agent_sessions
+               SET worker_id = $2, claimed_at = clock_timestamp(), claims = claims + 1,
+                   placement = 'running on pool ' || pool_name || ', worker ' || $2
+               WHERE session_id = $1 AND status = 'running' AND pool_id = $3::uuid
+                 AND worker_id IN ('', $2)
+               RETURNING claims""",
             session_id,
-            worker_id,
-            attempt,
+            worker.id,
+            worker.pool_id,
         )
+        return claims
 
     # --- signing keys ---------------------------------------------------------------------------
 
@@ -546,12 +601,15 @@ class FleetStore:
     async def signing_keys(self) -> list[tuple[str, bytes]]:
         """The runtime JWT signing keys, newest first, making one if there is none (every API
         instance then signs with the same key)."""
-        await self.pool.execute(
-            "INSERT INTO fleet_signing_keys (kid, private_key)"
-            " SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
-            secrets.token_hex(8),
-            secrets.token_bytes(32),
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # API instances starting together take turns: one makes the key, all read it.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:signing-keys'))")
+            await conn.execute(
+                "INSERT INTO fleet_signing_keys (kid, private_key)"
+                " SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
+                secrets.token_hex(8),
+                secrets.token_bytes(32),
+            )
         rows = await self.pool.fetch(
             "SELECT kid, private_key FROM fleet_signing_keys ORDER BY created_at DESC"
         )
@@ -594,7 +652,11 @@ async def _capacity(
     org_id: str,
     project_id: str,
     pools: Sequence[Pool],
+    placing: str,
 ) -> list[Capacity]:
+    """A session counts against a pool once placed there: claimed by a worker, or placed within
+    UNCLAIMED_WINDOW and not claimed yet (after that its run has placed it again). `placing`,
+    the session being placed now, does not count."""
     rows = await conn.fetch(
         """SELECT p.id::text AS pool_id,
                   COALESCE((SELECT sum(max_concurrency) FROM fleet_workers w
@@ -603,13 +665,19 @@ async def _capacity(
                   (SELECT count(*) FROM fleet_workers w WHERE w.pool_id = p.id
                      AND w.project_id = $2 AND w.status = 'online')::int AS workers,
                   (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
-                     AND s.project = $2 AND s.status = 'running')::int AS in_use,
+                     AND s.project = $2 AND s.status = 'running' AND s.session_id <> $4
+                     AND (s.worker_id <> '' OR s.placed_at > clock_timestamp() - $5::interval)
+                  )::int AS in_use,
                   (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
-                     AND s.status = 'running')::int AS pool_in_use
+                     AND s.status = 'running' AND s.session_id <> $4
+                     AND (s.worker_id <> '' OR s.placed_at > clock_timestamp() - $5::interval)
+                  )::int AS pool_in_use
            FROM execution_pools p WHERE p.org_id = $1 AND p.id = ANY($3::uuid[])""",
         org_id,
         project_id,
         [p.id for p in pools],
+        placing,
+        UNCLAIMED_WINDOW,
     )
     found = {r["pool_id"]: r for r in rows}
     return [

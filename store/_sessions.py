@@ -156,7 +156,8 @@ class SessionStore:
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
                ON CONFLICT (session_id) DO UPDATE
                    SET status = excluded.status, error = excluded.error,
-                       finished_at = excluded.finished_at
+                       finished_at = excluded.finished_at,
+                       placement = regexp_replace(agent_sessions.placement, '^running on', 'ran on')
                    WHERE agent_sessions.status = 'running'
                RETURNING status""",
             session.session_id,

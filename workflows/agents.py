@@ -54,9 +54,10 @@ RUNTIME_RETRY = durable.RetryPolicy(max_attempts=3, initial_interval="5s")
 # Recording the end is idempotent and must happen: retry until the store is back.
 FINISH_RETRY = durable.RetryPolicy(max_attempts=0, max_interval="30s")
 CANCELLED = "the session was cancelled"
-# On a fleet pool the step gets one attempt per placement: a lost worker (its heartbeats
-# stopped, or nobody picked the session up in QUEUE_TIMEOUT) sends the session back to the route,
-# which places it again, on another pool first, up to MAX_PLACEMENTS times.
+# On a fleet pool the step gets one attempt per placement; a failure the agent did not cause
+# (not a NonRetryableError, not the session's own timeout) sends the session back to the route,
+# which places it again, up to MAX_PLACEMENTS times. When the worker was lost (its heartbeats
+# stopped, or nobody picked the session up in QUEUE_TIMEOUT), its pool is tried last from then on.
 PLACED_RETRY = durable.RetryPolicy(max_attempts=1)
 QUEUE_TIMEOUT = timedelta(minutes=2)
 MAX_PLACEMENTS = 3
@@ -117,6 +118,7 @@ async def _run_placed(
     """Route the session (a project without a route runs on the run's own queue, as before),
     run it on the pool's queue, and place it again when its worker is lost."""
     avoid: list[str] = []
+    lost = False
     for n in range(1, MAX_PLACEMENTS + 1):
         suffix = "" if n == 1 else f"#{n}"
         routed = await ctx.step.run(
@@ -131,6 +133,7 @@ async def _run_placed(
                 agent_id=request.agent_id,
                 auth_mode=request.auth_mode,
                 avoid=avoid,
+                lost=lost,
             ),
         )
         if routed.queue is None:
@@ -152,9 +155,12 @@ async def _run_placed(
                 queue_timeout=QUEUE_TIMEOUT,
             )
         except durable.StepFailed as err:
-            if n == MAX_PLACEMENTS or err.cause not in LOST_WORKER:
+            lost = err.cause in LOST_WORKER
+            own_fault = err.non_retryable or (err.cause_type == "Timeout" and not lost)
+            if n == MAX_PLACEMENTS or own_fault:
                 raise
-            avoid = [routed.pool_id]
+            if lost:
+                avoid = [*avoid, routed.pool_id]
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

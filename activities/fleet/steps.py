@@ -38,7 +38,8 @@ class RouteSession(BaseModel):
     requested_by: str = ""
     agent_id: str = ""
     auth_mode: AuthMode = "api-key"
-    avoid: list[str] = []  # pools to try last: a worker there was just lost
+    avoid: list[str] = []  # pools to try last: a worker there was lost
+    lost: bool = False  # the worker that claimed the session last was lost
 
 
 class Routed(BaseModel):
@@ -70,6 +71,12 @@ def candidates(route: Route, pools: dict[str, Pool], auth_mode: str) -> list[Poo
     if route.fallback:
         order.append(route.fallback)
     usable = [pools[i] for i in dict.fromkeys(order) if i in pools and i not in forbidden]
+    if not usable:
+        raise durable.NonRetryableError(
+            f"project {route.project_id!r}'s route offers no pool to run on (every pool it "
+            "names is forbidden or gone)",
+            kind="PreflightFailed",
+        )
     if auth_mode in LOCAL_AUTH_MODES:
         local = [p for p in usable if p.provider == "local"]
         if not local:
@@ -135,6 +142,7 @@ class FleetActivities:
             usable,
             lambda caps: choose(caps, route, set(input.avoid)),
             waiting,
+            lost=input.lost,
         )
         if chosen is None:
             raise WaitingForCapacity(waiting)

@@ -24,12 +24,16 @@ CREATE TABLE fleet_workers (
 );
 CREATE INDEX fleet_workers_pool ON fleet_workers (pool_id, project_id, status);
 
--- Where a session was placed: the pool the route resolved (stamped at dispatch), the worker that
--- claimed it, and, while it waits, why ("waiting for capacity in pools ...").
+-- Where a session was placed: the pool the route resolved (stamped at dispatch) and when, the
+-- worker that claimed it and when, how many claims it has had (a claim's number is the attempt its
+-- progress lines are kept under), and, while it waits, why ("waiting for capacity in pools ...").
 ALTER TABLE agent_sessions
     ADD COLUMN pool_id uuid,
     ADD COLUMN pool_name text NOT NULL DEFAULT '',
+    ADD COLUMN placed_at timestamptz,
     ADD COLUMN worker_id text NOT NULL DEFAULT '',
+    ADD COLUMN claimed_at timestamptz,
+    ADD COLUMN claims integer NOT NULL DEFAULT 0,
     ADD COLUMN placement text NOT NULL DEFAULT '';
 CREATE INDEX agent_sessions_pool ON agent_sessions (pool_id, status);
 

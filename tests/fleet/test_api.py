@@ -4,6 +4,7 @@ only as itself; the legacy worker key works on the one endpoint it may, only whe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -49,8 +50,12 @@ class Api:
         )
 
     async def worker(self, project: str) -> tuple[str, str]:
-        """A registered worker of `project`: its id and runtime JWT."""
-        response = await self.register(await self.token(project))
+        """A registered worker of `project` on `local-a`: its id and runtime JWT."""
+        return await self.worker_on(project, "local-a")
+
+    async def worker_on(self, project: str, pool: str) -> tuple[str, str]:
+        provider = (await self.store.pool_named(self.org, pool)).provider
+        response = await self.register(await self.token(project, pool), capabilities=[provider])
         assert response.status_code == 201, response.text
         body = response.json()
         return body["workerId"], body["runtimeJwt"]
@@ -114,9 +119,14 @@ async def test_register_heartbeat_refresh_list_and_deregister(api: Api) -> None:
     assert api.keys.verify(refreshed.json()["runtimeJwt"]).sub == worker_id
 
     assert (await api.http.delete(f"/api/workers/{worker_id}", headers=headers)).status_code == 204
-    again = await api.http.post(f"/api/workers/{worker_id}/heartbeat", headers=headers, json={})
-    assert again.status_code == 410
-    assert again.json() == {"error": f"worker {worker_id} deregistered; register again"}
+    # A deregistered worker's JWT is refused everywhere, before it expires.
+    for method, path in (
+        ("POST", f"/api/workers/{worker_id}/heartbeat"),
+        ("GET", "/api/workers"),
+        ("POST", f"/api/workers/{worker_id}/refresh"),
+    ):
+        again = await api.http.request(method, path, headers=headers, json={})
+        assert (again.status_code, again.json()) == (401, UNAUTHORIZED), path
 
 
 async def test_jwks_verifies_the_runtime_jwt_a_temporal_authorizer_would_get(api: Api) -> None:
@@ -166,17 +176,28 @@ async def test_every_bad_runtime_token_is_a_bare_401_with_the_reason_only_in_the
         "used outside /api/workers/register": registration,
         "garbage": "not-a-token",
     }
+    cases["malformed token"] = cases.pop("garbage")
+    calls = (  # every kind of call that takes a runtime JWT
+        ("POST", f"/api/workers/{worker_id}/heartbeat"),
+        ("POST", f"/api/workers/{worker_id}/refresh"),
+        ("GET", "/api/workers"),
+        ("GET", f"/api/workers/{worker_id}"),
+        ("DELETE", f"/api/workers/{worker_id}"),
+        ("POST", "/api/sessions/any/claim"),
+        ("POST", "/api/sessions/any/progress"),
+        ("POST", "/api/sessions/any/output"),
+    )
     for expected, token in cases.items():
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, "durable.fleet.api"):
-            response = await api.http.post(
-                f"/api/workers/{worker_id}/heartbeat", headers=bearer(token), json={}
-            )
-        assert (response.status_code, response.json()) == (401, UNAUTHORIZED), expected
-        logged = reasons(caplog)
-        if expected != "garbage":
-            assert any(expected in r for r in logged), (expected, logged)
-        assert registration not in caplog.text, "a registration token is logged by prefix only"
+        for method, path in calls:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, "durable.fleet.api"):
+                response = await api.http.request(method, path, headers=bearer(token), json={})
+            assert (response.status_code, response.json()) == (401, UNAUTHORIZED), (expected, path)
+            logged = reasons(caplog)
+            assert any(expected in r for r in logged), (expected, path, logged)
+            assert registration not in caplog.text, "a registration token is logged by prefix"
+    # and the worker is still there, untouched by any of it
+    assert (await api.store.worker(worker_id)).status == "online"  # type: ignore[union-attr]
     no_header = await api.http.get("/api/workers")
     assert (no_header.status_code, no_header.json()) == (401, UNAUTHORIZED)
 
@@ -189,14 +210,13 @@ async def test_a_runtime_jwt_of_a_revoked_registration_is_refused(
     with caplog.at_level(logging.WARNING, "durable.fleet.api"):
         refresh = await api.http.post(f"/api/workers/{worker_id}/refresh", headers=bearer(runtime))
     assert (refresh.status_code, refresh.json()) == (401, UNAUTHORIZED)
-    assert any("registration was revoked or expired" in r for r in reasons(caplog))
+    assert any("its registration was revoked" in r for r in reasons(caplog))
 
 
 async def test_register_refuses_anything_but_a_live_registration_token(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, runtime = await api.worker("atlas")
-    revoked_id = (await create_registration_token(api.store, api.org, "atlas", "local-a")).id
     created = await create_registration_token(api.store, api.org, "atlas", "local-a")
     await api.store.revoke(created.id)
     expired = await create_registration_token(
@@ -208,7 +228,6 @@ async def test_register_refuses_anything_but_a_live_registration_token(
             response = await api.register(token)
         assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
         assert token not in caplog.text
-    assert revoked_id
     # A worker that offers another provider than its pool's is told what to fix.
     docker = await api.token("atlas", "docker-b")
     mismatch = await api.register(docker)
@@ -218,17 +237,20 @@ async def test_register_refuses_anything_but_a_live_registration_token(
     }
 
 
-async def test_a_valid_token_for_another_project_reaches_nothing_of_this_one(api: Api) -> None:
-    atlas_worker, atlas_jwt = await api.worker("atlas")
-    _, other_jwt = await api.worker("borealis")
-    sessions = SessionStore(api.pool)
+async def placed_session(api: Api, project: str, pool: str = "local-a") -> str:
     session_id = f"session-{uuid.uuid4().hex[:8]}"
-    await sessions.open(
-        NewSession(session_id, "run", "local", "p", org_id=api.org, project="atlas")
+    await SessionStore(api.pool).open(
+        NewSession(session_id, "run", "local", "p", org_id=api.org, project=project)
     )
-    pool = await api.store.pool_named(api.org, "local-a")
-    await api.store.place_session(session_id, pool, "routed to pool local-a")
+    chosen = await api.store.pool_named(api.org, pool)
+    await api.store.place(api.org, project, session_id, [chosen], lambda caps: caps[0], "")
+    return session_id
 
+
+async def test_a_valid_token_for_another_project_reaches_nothing_of_this_one(api: Api) -> None:
+    atlas_worker, _ = await api.worker("atlas")
+    _, other_jwt = await api.worker("borealis")
+    session_id = await placed_session(api, "atlas")
     other = bearer(other_jwt)
     assert (await api.http.get(f"/api/workers/{atlas_worker}", headers=other)).status_code == 404
     listed = (await api.http.get("/api/workers", headers=other)).json()["workers"]
@@ -236,26 +258,86 @@ async def test_a_valid_token_for_another_project_reaches_nothing_of_this_one(api
     for path, body in (
         (f"/api/workers/{atlas_worker}/heartbeat", {}),
         (f"/api/workers/{atlas_worker}/refresh", {}),
-        (f"/api/sessions/{session_id}/claim", {"attempt": 1}),
-        (f"/api/sessions/{session_id}/progress", {"attempt": 1, "seq": 1, "line": "hi"}),
-        (f"/api/sessions/{session_id}/output", {"attempt": 1, "transcript": []}),
+        (f"/api/sessions/{session_id}/claim", {}),
+        (f"/api/sessions/{session_id}/progress", {"seq": 1, "line": "hi"}),
+        (f"/api/sessions/{session_id}/output", {"transcript": []}),
     ):
         response = await api.http.post(path, headers=other, json=body)
         assert response.status_code == 404, path
     assert (await api.http.delete(f"/api/workers/{atlas_worker}", headers=other)).status_code == 404
-    assert (await sessions.get(session_id)).progress == []  # type: ignore[union-attr]
+    assert (await SessionStore(api.pool).get(session_id)).progress == []  # type: ignore[union-attr]
 
-    # The same project, but another worker: it may not act as this one.
-    _, sibling = await api.worker("atlas")
-    beat = await api.http.post(
-        f"/api/workers/{atlas_worker}/heartbeat", headers=bearer(sibling), json={}
+    # The same project name in another org is another project.
+    elsewhere = Api(api.http, api.keys, api.store, api.pool, f"org-{uuid.uuid4().hex[:8]}")
+    await api.store.create_pool(elsewhere.org, "local-a", "local")
+    _, stranger = await elsewhere.worker("atlas")
+    claim = await api.http.post(f"/api/sessions/{session_id}/claim", headers=bearer(stranger))
+    assert claim.status_code == 404
+    got = await api.http.get(f"/api/workers/{atlas_worker}", headers=bearer(stranger))
+    assert got.status_code == 404
+
+
+async def test_only_the_worker_holding_a_claim_writes_to_its_session(api: Api) -> None:
+    first, first_jwt = await api.worker("atlas")
+    _, sibling_jwt = await api.worker("atlas")
+    _, docker_jwt = await api.worker_on("atlas", "docker-b")
+    session_id = await placed_session(api, "atlas")
+    path = f"/api/sessions/{session_id}"
+
+    # A worker of another pool may not claim it.
+    other_pool = await api.http.post(f"{path}/claim", headers=bearer(docker_jwt))
+    assert other_pool.status_code == 403
+    # The first claim is number 1; its lines are kept under it.
+    claimed = await api.http.post(f"{path}/claim", headers=bearer(first_jwt))
+    assert (claimed.status_code, claimed.json()["attempt"]) == (200, 1)
+    line = {"seq": 1, "line": "working", "attempt": 99}  # a worker cannot choose its attempt
+    assert (
+        await api.http.post(f"{path}/progress", headers=bearer(first_jwt), json=line)
+    ).is_success
+    # Another worker of the same project and pool can neither take it over nor write to it.
+    for what, body in (("claim", {}), ("progress", line), ("output", {"transcript": []})):
+        response = await api.http.post(f"{path}/{what}", headers=bearer(sibling_jwt), json=body)
+        assert response.status_code == 409, what
+    # Its own worker writes its output; once the session has finished, nobody writes.
+    output = {"transcript": [{"stream": "stdout", "text": "x", "at": 0}], "result": {"ok": 1}}
+    assert (
+        await api.http.post(f"{path}/output", headers=bearer(first_jwt), json=output)
+    ).is_success
+    await SessionStore(api.pool).finish(
+        NewSession(session_id, "run", "local", "p", org_id=api.org, project="atlas"),
+        "completed",
+        None,
     )
-    assert (beat.status_code, beat.json()) == (403, {"error": "a worker may act only as itself"})
-    # Its own worker writes to it.
-    claimed = await api.http.post(
-        f"/api/sessions/{session_id}/claim", headers=bearer(atlas_jwt), json={"attempt": 1}
+    late = await api.http.post(
+        f"{path}/output", headers=bearer(first_jwt), json={"transcript": [], "result": "late"}
     )
-    assert claimed.status_code == 200
+    assert late.status_code == 409
+    assert late.json() == {
+        "error": f"agent session {session_id!r} is not running on this worker (finished, or "
+        "claimed by another)"
+    }
+    record = await SessionStore(api.pool).get(session_id)
+    assert record is not None and record.result == {"ok": 1}
+    assert [(p.attempt, p.line) for p in record.progress] == [(1, "working")]
+    assert record.worker_id == first
+
+
+async def test_a_silent_worker_is_offline_after_the_grace_period_and_back_on_its_heartbeat(
+    pool: asyncpg.Pool, api: Api
+) -> None:
+    short = FleetApi(api.store, SessionStore(pool), api.keys, heartbeat_grace=timedelta(seconds=1))
+    transport = httpx.ASGITransport(app=Starlette(routes=short.routes()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fleet") as http:
+        worker_id, runtime = await api.worker("atlas")
+        listed = (await http.get("/api/workers", headers=bearer(runtime))).json()["workers"]
+        assert [w["status"] for w in listed] == ["online"]
+        await asyncio.sleep(1.5)
+        listed = (await http.get("/api/workers", headers=bearer(runtime))).json()["workers"]
+        assert [w["status"] for w in listed] == ["offline"]
+        beat = await http.post(f"/api/workers/{worker_id}/heartbeat", headers=bearer(runtime))
+        assert beat.status_code == 200
+        described = (await http.get(f"/api/workers/{worker_id}", headers=bearer(runtime))).json()
+        assert described["status"] == "online"
 
 
 async def test_the_legacy_worker_key_is_off_by_default_and_only_for_session_progress(
@@ -278,8 +360,14 @@ async def test_the_legacy_worker_key_is_off_by_default_and_only_for_session_prog
             )
         assert on.status_code == 200
         assert "deprecated: the legacy shared worker key" in caplog.text
-        elsewhere = await http.get("/api/workers", headers=bearer(LEGACY))
-        assert (elsewhere.status_code, elsewhere.json()) == (401, UNAUTHORIZED)
+        for method, path in (
+            ("GET", "/api/workers"),
+            ("POST", f"/api/sessions/{session_id}/claim"),
+            ("POST", f"/api/sessions/{session_id}/output"),
+            ("POST", "/api/workers/register"),
+        ):
+            elsewhere = await http.request(method, path, headers=bearer(LEGACY), json={})
+            assert (elsewhere.status_code, elsewhere.json()) == (401, UNAUTHORIZED), path
     record = await sessions.get(session_id)
     assert record is not None and [p.line for p in record.progress] == ["legacy worker says hi"]
 

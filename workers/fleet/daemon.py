@@ -27,14 +27,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-import durable
 from activities.agents import AgentActivities, run_agent
 from activities.agents.models import AgentRan, RunAgent
 from adapters.temporal import build_worker
 from durable import Registry
 from store import NewSession
 
-from ..runtime import agent_runtimes, connect_temporal
+from ..runtime import TemporalUnreachable, agent_runtimes, connect_temporal
 from ..settings import Settings
 
 log = logging.getLogger("durable.fleet.daemon")
@@ -45,6 +44,10 @@ REFRESH_AT = 2 / 3  # of the runtime JWT's life
 
 class DaemonStopped(Exception):
     """The daemon cannot go on (refused registration, revoked registration); says why."""
+
+
+class RefreshFailed(Exception):
+    """The platform could not refresh the JWT now (it answered 5xx); try again."""
 
 
 class Pool(BaseModel):
@@ -124,18 +127,22 @@ class PlatformApi:
             json=body,
         )
 
-    async def heartbeat(self, active: int) -> httpx.Response:
-        return await self.call(
-            "POST", f"/api/workers/{self.worker_id}/heartbeat", {"active": active}
-        )
+    async def heartbeat(self, sessions: list[str]) -> httpx.Response:
+        path = f"/api/workers/{self.worker_id}/heartbeat"
+        return await self.call("POST", path, {"sessions": sessions})
 
     async def refresh(self) -> None:
+        """A fresh runtime JWT. DaemonStopped when the platform refuses it (401, 410: the
+        registration was revoked or the worker deregistered); httpx.HTTPError or a 5xx
+        RefreshFailed when it cannot answer now."""
         response = await self.call("POST", f"/api/workers/{self.worker_id}/refresh")
-        if response.status_code != 200:
+        if response.status_code in (401, 403, 404, 410):
             raise DaemonStopped(
                 f"the platform refused to refresh the runtime JWT ({response.status_code}: "
                 f"{_refusal(response)}); the registration may have been revoked"
             )
+        if response.status_code != 200:
+            raise RefreshFailed(f"refresh answered {response.status_code}: {_refusal(response)}")
         body = response.json()
         self.jwt = SecretStr(body["runtimeJwt"])
         self.expires_at = datetime.fromisoformat(body["expiresAt"])
@@ -163,126 +170,166 @@ class ApiSessionWriter:
             )
 
     async def open(self, session: NewSession) -> str:
-        attempt = durable.activity_context().info.attempt
-        await self._post(session.session_id, "claim", {"attempt": attempt})
+        """Claim the session: the platform checks it was placed on this worker's pool and
+        numbers the claim (the attempt its progress and output are kept under)."""
+        await self._post(session.session_id, "claim", {})
         return "running"
 
     async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None:
-        await self._post(session_id, "progress", {"attempt": attempt, "seq": seq, "line": line})
+        await self._post(session_id, "progress", {"seq": seq, "line": line})
 
     async def save_output(
         self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
     ) -> None:
-        await self._post(
-            session_id, "output", {"attempt": attempt, "transcript": transcript, "result": result}
-        )
+        await self._post(session_id, "output", {"transcript": transcript, "result": result})
 
 
 class Sessions:
-    """The agent-session step, counting the sessions running (what heartbeats report)."""
+    """The agent-session step, keeping the sessions running (what heartbeats report)."""
 
     def __init__(self, activities: AgentActivities) -> None:
         self._activities = activities
-        self.active = 0
+        self.running: set[str] = set()
 
     async def run(self, input: RunAgent) -> AgentRan:
-        self.active += 1
+        self.running.add(input.session_id)
         try:
             return await self._activities.run_agent(input)
         finally:
-            self.active -= 1
+            self.running.discard(input.session_id)
 
 
 async def _heartbeats(api: PlatformApi, sessions: Sessions, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            response = await api.heartbeat(sessions.active)
+            response = await api.heartbeat(sorted(sessions.running))
         except httpx.HTTPError as err:  # the platform is away: keep trying
             log.warning("heartbeat failed", extra={"error": str(err)})
             continue
-        if response.status_code == 410:
-            raise DaemonStopped("the platform says this worker deregistered")
+        if response.status_code in (401, 410):
+            raise DaemonStopped(
+                f"the platform refused this worker's heartbeat ({response.status_code}): its "
+                "registration was revoked or it was deregistered"
+            )
         if response.status_code != 200:
             log.warning("heartbeat refused", extra={"status": response.status_code})
 
 
 async def _refreshes(api: PlatformApi, client: Any) -> None:
+    """Refresh at two thirds of the JWT's life; when the platform cannot answer, try again
+    with backoff until the JWT expires. Stops (DaemonStopped) when it refuses."""
     while True:
         life = api.expires_at - datetime.now(UTC)
         await asyncio.sleep(max(1.0, life.total_seconds() * REFRESH_AT))
-        await api.refresh()
+        delay = 1.0
+        while True:
+            try:
+                await api.refresh()
+                break
+            except (httpx.HTTPError, RefreshFailed) as err:
+                if datetime.now(UTC) + timedelta(seconds=delay) >= api.expires_at:
+                    raise DaemonStopped(
+                        f"could not refresh the runtime JWT before it expired: {err}"
+                    ) from err
+                log.warning("refresh failed; trying again", extra={"error": str(err)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         client.rpc_metadata = {"authorization": f"Bearer {api.jwt.get_secret_value()}"}
         log.info("runtime JWT refreshed", extra={"expires_at": api.expires_at.isoformat()})
 
 
 async def run_daemon(settings: Settings, config: DaemonConfig) -> None:
     """Register, serve the pool's queue until SIGTERM/SIGINT or a stop, deregister. Raises
-    DaemonStopped when the platform refuses it."""
-    async with httpx.AsyncClient(timeout=15) as http:
-        api = PlatformApi(config.api, http)
-        try:
-            registered = await api.register(config)
-        except httpx.HTTPError as err:
-            raise DaemonStopped(f"cannot reach the platform API at {config.api}: {err}") from err
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per heartbeat
-        log.info(
-            "registered",
-            extra={
-                "worker": registered.worker_id,
-                "pool": registered.pool.name,
-                "project": registered.project,
-                "task_queue": registered.task_queue,
-            },
-        )
+    DaemonStopped when the platform refuses it or Temporal cannot be reached."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per heartbeat
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            api = PlatformApi(config.api, http)
+            try:
+                registered = await api.register(config)
+            except httpx.HTTPError as err:
+                raise DaemonStopped(
+                    f"cannot reach the platform API at {config.api}: {err}"
+                ) from err
+            try:
+                await _serve(settings, config, api, registered, stop)
+            finally:
+                with contextlib.suppress(httpx.HTTPError):
+                    await api.deregister()
+                log.info("deregistered", extra={"worker": registered.worker_id})
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(
+    settings: Settings,
+    config: DaemonConfig,
+    api: PlatformApi,
+    registered: Registered,
+    stop: asyncio.Event,
+) -> None:
+    log.info(
+        "registered",
+        extra={
+            "worker": registered.worker_id,
+            "pool": registered.pool.name,
+            "project": registered.project,
+            "task_queue": registered.task_queue,
+        },
+    )
+    try:
         client = await connect_temporal(
             settings,
             rpc_metadata={"authorization": f"Bearer {api.jwt.get_secret_value()}"},
         )
-        sessions = Sessions(AgentActivities(ApiSessionWriter(api), agent_runtimes(settings)))
-        registry = Registry()
-        registry.add_activity(run_agent.with_implementation(sessions.run))
-        worker = build_worker(
-            client,
-            registry,
-            registered.task_queue,
-            max_concurrent_activities=config.max_concurrency,
-            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-            identity=f"{registered.worker_id}@{config.hostname}",
-        )
-        every = config.heartbeat_seconds or registered.heartbeat_seconds
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        tasks = [
-            asyncio.create_task(worker.run(), name="worker"),
-            asyncio.create_task(_heartbeats(api, sessions, every), name="heartbeats"),
-            asyncio.create_task(_refreshes(api, client), name="refreshes"),
-            asyncio.create_task(stop.wait(), name="signal"),
-        ]
-        print(
-            f"worker {registered.worker_id} serving pool {registered.pool.name} "
-            f"({registered.pool.provider}) for project {registered.project} with "
-            f"{config.max_concurrency} slot(s)",
-            flush=True,
-        )
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            failed = next((t for t in done if t.get_name() != "signal" and t.exception()), None)
-            log.info("shutting down: waiting for running sessions")
-            if tasks[0] not in done:
-                await worker.shutdown()
-            if failed is not None:
-                raise failed.exception()  # type: ignore[misc]
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            with contextlib.suppress(httpx.HTTPError):
-                await api.deregister()
-            log.info("deregistered", extra={"worker": registered.worker_id})
+    except TemporalUnreachable as err:
+        raise DaemonStopped(str(err)) from err
+    sessions = Sessions(AgentActivities(ApiSessionWriter(api), agent_runtimes(settings)))
+    registry = Registry()
+    registry.add_activity(run_agent.with_implementation(sessions.run))
+    worker = build_worker(
+        client,
+        registry,
+        registered.task_queue,
+        max_concurrent_activities=config.max_concurrency,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        identity=f"{registered.worker_id}@{config.hostname}",
+    )
+    every = config.heartbeat_seconds or registered.heartbeat_seconds
+    tasks = [
+        asyncio.create_task(worker.run(), name="worker"),
+        asyncio.create_task(_heartbeats(api, sessions, every), name="heartbeats"),
+        asyncio.create_task(_refreshes(api, client), name="refreshes"),
+        asyncio.create_task(stop.wait(), name="signal"),
+    ]
+    print(
+        f"worker {registered.worker_id} serving pool {registered.pool.name} "
+        f"({registered.pool.provider}) for project {registered.project} with "
+        f"{config.max_concurrency} slot(s)",
+        flush=True,
+    )
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        failed = next((t for t in done if t.get_name() != "signal" and t.exception()), None)
+        log.info("shutting down: waiting for running sessions")
+        if tasks[0] not in done:
+            await worker.shutdown()
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+    finally:
+        pending = [t for t in tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("while stopping", extra={"task": task.get_name()})

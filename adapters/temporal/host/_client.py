@@ -186,6 +186,11 @@ class TemporalRunHandle(Generic[Out]):
             started_at=raw.start_time,
             closed_at=raw.close_time,
             failure=failure,
+            retrying=[
+                f"{a.activity_id} (attempt {a.attempt}): {a.last_failure.message}"
+                for a in raw.raw_description.pending_activities
+                if a.attempt > 1 and a.HasField("last_failure")
+            ],
         )
 
 

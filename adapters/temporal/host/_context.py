@@ -188,6 +188,7 @@ def _step_failed(step_id: str, err: FailureError, policy: RetryPolicy) -> StepFa
             _attempts_of(cause, policy.max_attempts),
             cause.message,
             cause_type=cause.type or "",
+            non_retryable=cause.non_retryable,
         )
     if isinstance(cause, TimeoutError):
         kind = cause.type.name.lower().replace("_", "-") if cause.type else "timeout"
