@@ -89,18 +89,22 @@ class Register(BaseModel):
 
 
 class Heartbeat(BaseModel):
-    sessions: list[str] = Field(default_factory=list, max_length=1000)  # the ones it runs
+    # The sessions it runs; None (not said): nothing is released.
+    sessions: list[str] | None = Field(default=None, max_length=1000)
+    active: int | None = Field(default=None, ge=0)  # sessions running now (default: len(sessions))
 
 
 class Progress(BaseModel):
     seq: int = Field(ge=1)
     line: str = Field(max_length=4000)
-    attempt: int = Field(default=1, ge=1)  # read only from the legacy key; a worker's is its claim
+    claim: int | None = None  # the claim it writes under (a worker must say, and be current)
+    attempt: int = Field(default=1, ge=1)  # only from the legacy key
 
 
 class Output(BaseModel):
     transcript: list[dict[str, Any]]
     result: Any = None
+    claim: int | None = None
 
 
 class NewPool(BaseModel):
@@ -283,7 +287,9 @@ class FleetApi:
         if isinstance(body, Response):
             return body
         settle = timedelta(seconds=max(10.0, 2 * self.heartbeat_seconds))
-        if not await self.fleet.heartbeat(claims.sub, body.sessions, settle=settle):
+        if not await self.fleet.heartbeat(
+            claims.sub, body.sessions, settle=settle, active=body.active
+        ):
             return _error(410, f"worker {claims.sub} deregistered; register again")
         return JSONResponse({"ok": True, "heartbeatSeconds": self.heartbeat_seconds})
 
@@ -327,17 +333,26 @@ class FleetApi:
             return _error(403, f"agent session {session_id!r} is not placed on this worker's pool")
         return placed, worker
 
-    async def _claimed(self, request: Request, claims: RuntimeClaims) -> Placement | Response:
-        """The session, when the calling worker holds its claim and it is still running."""
+    async def _claimed(
+        self, request: Request, claims: RuntimeClaims, claim: int | None
+    ) -> Placement | Response:
+        """The session, when the calling worker holds its current claim (`claim`, the number
+        its claim call returned) and it is still running: an attempt of an earlier claim, even
+        on the same worker, writes nothing."""
         found = await self._session(request, claims)
         if isinstance(found, Response):
             return found
         placed, _ = found
+        session_id = request.path_params["session_id"]
         if placed.worker_id != claims.sub or placed.status != "running":
             return _error(
                 409,
-                f"agent session {request.path_params['session_id']!r} is not running on this "
-                "worker (finished, or claimed by another)",
+                f"agent session {session_id!r} is not running on this worker (finished, or "
+                "claimed by another)",
+            )
+        if claim != placed.claims:
+            return _error(
+                409, f"claim {claim} of agent session {session_id!r} is not its current claim"
             )
         return placed
 
@@ -356,32 +371,33 @@ class FleetApi:
     async def progress(self, request: Request) -> Response:
         # The legacy shared key is global, as it was in the old model: it may write progress to
         # any session. That is why it is off by default and only accepted here.
-        if self._legacy_key(request):
-            attempt = None
-        else:
-            claims = await self._claims(request)
-            if isinstance(claims, Response):
-                return claims
-            placed = await self._claimed(request, claims)
-            if isinstance(placed, Response):
-                return placed
-            attempt = placed.claims
+        legacy = self._legacy_key(request)
+        claims = None if legacy else await self._claims(request)
+        if isinstance(claims, Response):
+            return claims
         body = await _body(request, Progress)
         if isinstance(body, Response):
             return body
         session_id = request.path_params["session_id"]
-        if attempt is None and await self.fleet.session_placement(session_id) is None:
-            return _error(404, f"no agent session {session_id!r}")
-        await self.sessions.add_progress(session_id, attempt or body.attempt, body.seq, body.line)
+        if claims is None:
+            if await self.fleet.session_placement(session_id) is None:
+                return _error(404, f"no agent session {session_id!r}")
+            attempt = body.attempt
+        else:
+            placed = await self._claimed(request, claims, body.claim)
+            if isinstance(placed, Response):
+                return placed
+            attempt = placed.claims
+        await self.sessions.add_progress(session_id, attempt, body.seq, body.line)
         return JSONResponse({"ok": True})
 
     async def output(self, request: Request, claims: RuntimeClaims) -> Response:
-        placed = await self._claimed(request, claims)
-        if isinstance(placed, Response):
-            return placed
         body = await _body(request, Output)
         if isinstance(body, Response):
             return body
+        placed = await self._claimed(request, claims, body.claim)
+        if isinstance(placed, Response):
+            return placed
         await self.sessions.save_output(
             request.path_params["session_id"], placed.claims, body.transcript, body.result
         )

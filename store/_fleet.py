@@ -37,9 +37,16 @@ class Registration:
 
 
 # How long a session placed on a pool but not claimed by a worker yet counts against the pool's
-# capacity: its run gives up on the pool's queue after this (QUEUE_TIMEOUT in workflows/agents.py)
-# and places it again.
-UNCLAIMED_WINDOW = timedelta(minutes=2)
+# capacity: its run gives up on the pool's queue after QUEUE_TIMEOUT (workflows/agents.py) and
+# places it again.
+UNCLAIMED_WINDOW = timedelta(minutes=3)  # QUEUE_TIMEOUT and a margin (routing to scheduling)
+
+# Whether a session `s` takes a slot of its pool ($4: the session being placed; $5: the window).
+TAKES_A_SLOT = """s.status = 'running' AND s.session_id <> $4
+    AND ((s.worker_id = '' AND s.placed_at > clock_timestamp() - $5::interval)
+         OR (s.worker_id <> '' AND s.released_at IS NULL AND EXISTS (
+                 SELECT 1 FROM fleet_workers fw WHERE fw.id = s.worker_id
+                 AND fw.status = 'online')))"""
 
 PROVIDERS = ("local", "docker", "kubernetes", "e2b", "daytona", "modal", "vercel")
 
@@ -439,30 +446,35 @@ class FleetStore:
     async def heartbeat(
         self,
         worker_id: str,
-        running: Sequence[str],
+        running: Sequence[str] | None,
         *,
         settle: timedelta = timedelta(seconds=60),
+        active: int | None = None,
     ) -> bool:
-        """Record a heartbeat with the sessions the worker runs; a worker marked offline comes
-        back online. A session it claimed more than `settle` ago and no longer runs is released
-        from its pool (its run ended without finishing, e.g. terminated), so it stops taking a
-        slot. False for a worker that deregistered or never was."""
+        """Record a heartbeat with the sessions the worker runs (None: it did not say); a worker
+        marked offline comes back online. A session it claimed more than `settle` ago that it
+        no longer lists is released: it stops taking a slot (its run ended without finishing,
+        e.g. terminated), and nothing else about it changes; a later heartbeat that lists it
+        again takes the slot back. False for a worker that deregistered or never was."""
         async with self.pool.acquire() as conn, conn.transaction():
             status: str = await conn.execute(
                 "UPDATE fleet_workers SET last_heartbeat_at = clock_timestamp(), active = $2,"
                 " status = 'online' WHERE id = $1 AND status <> 'deregistered'",
                 worker_id,
-                len(running),
+                active if active is not None else len(running or ()),
             )
             if not status.endswith(" 1"):
                 return False
+            if running is None:
+                return True
             await conn.execute(
                 """UPDATE agent_sessions
-                   SET pool_id = NULL, pool_name = '', worker_id = '', claimed_at = NULL,
-                       placement = 'released: worker ' || $1 || ' no longer runs it'
+                   SET released_at = CASE WHEN session_id = ANY($2::text[]) THEN NULL
+                                          ELSE clock_timestamp() END
                    WHERE worker_id = $1 AND status = 'running'
-                     AND claimed_at < clock_timestamp() - $3::interval
-                     AND NOT (session_id = ANY($2::text[]))""",
+                     AND ((released_at IS NULL AND NOT (session_id = ANY($2::text[]))
+                           AND claimed_at < clock_timestamp() - $3::interval)
+                          OR (released_at IS NOT NULL AND session_id = ANY($2::text[])))""",
                 worker_id,
                 list(running),
                 settle,
@@ -544,8 +556,8 @@ class FleetStore:
             pool = chosen.pool if chosen else None
             await conn.execute(
                 "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4,"
-                " placed_at = clock_timestamp(), worker_id = '', claimed_at = NULL"
-                " WHERE session_id = $1",
+                " placed_at = clock_timestamp(), worker_id = '', claimed_at = NULL,"
+                " released_at = NULL WHERE session_id = $1",
                 session_id,
                 pool.id if pool else None,
                 pool.name if pool else "",
@@ -585,6 +597,7 @@ class FleetStore:
         claims: int | None = await self.pool.fetchval(
             """UPDATE agent_sessions
                SET worker_id = $2, claimed_at = clock_timestamp(), claims = claims + 1,
+                   released_at = NULL,
                    placement = 'running on pool ' || pool_name || ', worker ' || $2
                WHERE session_id = $1 AND status = 'running' AND pool_id = $3::uuid
                  AND worker_id IN ('', $2)
@@ -654,24 +667,21 @@ async def _capacity(
     pools: Sequence[Pool],
     placing: str,
 ) -> list[Capacity]:
-    """A session counts against a pool once placed there: claimed by a worker, or placed within
-    UNCLAIMED_WINDOW and not claimed yet (after that its run has placed it again). `placing`,
-    the session being placed now, does not count."""
+    """A session counts against a pool once placed there: claimed by a worker that is online
+    and still lists it in its heartbeats, or placed within UNCLAIMED_WINDOW and not claimed yet
+    (after that its run has placed it again). `placing`, the session being placed now, does not
+    count."""
     rows = await conn.fetch(
-        """SELECT p.id::text AS pool_id,
+        f"""SELECT p.id::text AS pool_id,
                   COALESCE((SELECT sum(max_concurrency) FROM fleet_workers w
                             WHERE w.pool_id = p.id AND w.project_id = $2
                               AND w.status = 'online'), 0)::int AS slots,
                   (SELECT count(*) FROM fleet_workers w WHERE w.pool_id = p.id
                      AND w.project_id = $2 AND w.status = 'online')::int AS workers,
                   (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
-                     AND s.project = $2 AND s.status = 'running' AND s.session_id <> $4
-                     AND (s.worker_id <> '' OR s.placed_at > clock_timestamp() - $5::interval)
-                  )::int AS in_use,
+                     AND s.project = $2 AND {TAKES_A_SLOT})::int AS in_use,
                   (SELECT count(*) FROM agent_sessions s WHERE s.pool_id = p.id
-                     AND s.status = 'running' AND s.session_id <> $4
-                     AND (s.worker_id <> '' OR s.placed_at > clock_timestamp() - $5::interval)
-                  )::int AS pool_in_use
+                     AND {TAKES_A_SLOT})::int AS pool_in_use
            FROM execution_pools p WHERE p.org_id = $1 AND p.id = ANY($3::uuid[])""",
         org_id,
         project_id,

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import sys
@@ -197,5 +198,12 @@ class EmbeddedPostgres:
 
     async def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
+        if server is None:
+            return
+        try:
             await asyncio.to_thread(server.cleanup)  # type: ignore[attr-defined]
+        except ProcessLookupError:
+            # The postmaster exited while being stopped (pg_ctl found it stopping and the
+            # library's fallback signal found it gone): it is stopped; delete its data as asked.
+            if self._delete:
+                await asyncio.to_thread(shutil.rmtree, self.data_dir, True)

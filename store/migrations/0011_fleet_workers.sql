@@ -34,8 +34,10 @@ ALTER TABLE agent_sessions
     ADD COLUMN worker_id text NOT NULL DEFAULT '',
     ADD COLUMN claimed_at timestamptz,
     ADD COLUMN claims integer NOT NULL DEFAULT 0,
+    ADD COLUMN released_at timestamptz,  -- its worker's heartbeats stopped listing it
     ADD COLUMN placement text NOT NULL DEFAULT '';
 CREATE INDEX agent_sessions_pool ON agent_sessions (pool_id, status);
+CREATE INDEX agent_sessions_running_worker ON agent_sessions (worker_id) WHERE status = 'running';
 
 -- Legacy per-project sandbox settings (the projects.sandbox_* columns of the old model). They
 -- stay readable and writable; a project with these and no execution route is given a pool and

@@ -290,26 +290,45 @@ async def test_only_the_worker_holding_a_claim_writes_to_its_session(api: Api) -
     # The first claim is number 1; its lines are kept under it.
     claimed = await api.http.post(f"{path}/claim", headers=bearer(first_jwt))
     assert (claimed.status_code, claimed.json()["attempt"]) == (200, 1)
-    line = {"seq": 1, "line": "working", "attempt": 99}  # a worker cannot choose its attempt
-    assert (
-        await api.http.post(f"{path}/progress", headers=bearer(first_jwt), json=line)
-    ).is_success
+    line = {"seq": 1, "line": "working", "claim": 1, "attempt": 99}  # it cannot pick the attempt
+    wrote = await api.http.post(f"{path}/progress", headers=bearer(first_jwt), json=line)
+    assert wrote.status_code == 200
     # Another worker of the same project and pool can neither take it over nor write to it.
-    for what, body in (("claim", {}), ("progress", line), ("output", {"transcript": []})):
+    for what, body in (
+        ("claim", {}),
+        ("progress", line),
+        ("output", {"transcript": [], "claim": 1}),
+    ):
         response = await api.http.post(f"{path}/{what}", headers=bearer(sibling_jwt), json=body)
         assert response.status_code == 409, what
+    # The same worker claims it again (a retried attempt): the earlier attempt's writes are
+    # refused from then on, the new one's are kept under claim 2.
+    again = await api.http.post(f"{path}/claim", headers=bearer(first_jwt))
+    assert again.json()["attempt"] == 2
+    stale = await api.http.post(f"{path}/progress", headers=bearer(first_jwt), json=line)
+    assert (stale.status_code, stale.json()) == (
+        409,
+        {"error": f"claim 1 of agent session {session_id!r} is not its current claim"},
+    )
+    fresh = {"seq": 1, "line": "working again", "claim": 2}
+    assert (
+        await api.http.post(f"{path}/progress", headers=bearer(first_jwt), json=fresh)
+    ).is_success
     # Its own worker writes its output; once the session has finished, nobody writes.
     output = {"transcript": [{"stream": "stdout", "text": "x", "at": 0}], "result": {"ok": 1}}
-    assert (
-        await api.http.post(f"{path}/output", headers=bearer(first_jwt), json=output)
-    ).is_success
+    kept = await api.http.post(
+        f"{path}/output", headers=bearer(first_jwt), json={**output, "claim": 2}
+    )
+    assert kept.status_code == 200
     await SessionStore(api.pool).finish(
         NewSession(session_id, "run", "local", "p", org_id=api.org, project="atlas"),
         "completed",
         None,
     )
     late = await api.http.post(
-        f"{path}/output", headers=bearer(first_jwt), json={"transcript": [], "result": "late"}
+        f"{path}/output",
+        headers=bearer(first_jwt),
+        json={"transcript": [], "result": "late", "claim": 2},
     )
     assert late.status_code == 409
     assert late.json() == {
@@ -318,7 +337,7 @@ async def test_only_the_worker_holding_a_claim_writes_to_its_session(api: Api) -
     }
     record = await SessionStore(api.pool).get(session_id)
     assert record is not None and record.result == {"ok": 1}
-    assert [(p.attempt, p.line) for p in record.progress] == [(1, "working")]
+    assert [(p.attempt, p.line) for p in record.progress] == [(1, "working"), (2, "working again")]
     assert record.worker_id == first
 
 

@@ -157,12 +157,32 @@ async def test_slots_of_sessions_no_worker_runs_are_given_back(org: Org) -> None
     assert worker is not None and await org.store.claim_session(claimed, worker) == 1
     assert await org.place("atlas") == WAITING
     # Claimed, but the worker's heartbeats say it no longer runs it (its run was terminated):
-    # a heartbeat that lists it keeps it, one that does not (after it settled) releases it.
+    # a heartbeat that lists it keeps it, one that does not (after it settled) releases its
+    # slot, and one that lists it again takes the slot back.
     settle = timedelta(seconds=0)
     assert await org.store.heartbeat(near, [claimed], settle=settle)
     assert await org.place("atlas") == WAITING
     assert await org.store.heartbeat(near, [], settle=settle)
     released = await org.sessions.get(claimed)
-    assert released is not None
-    assert released.placement == f"released: worker {near} no longer runs it"
-    assert await org.place("atlas") == "near"
+    assert released is not None and released.worker_id == near and released.pool == "near"
+    assert released.placement == f"running on pool near, worker {near}", "only the slot is freed"
+    taker = f"s-{uuid.uuid4().hex[:8]}"
+    assert await org.place("atlas", session_id=taker) == "near"
+    assert await org.store.heartbeat(near, [claimed], settle=settle)
+    assert await org.place("atlas") == WAITING, "near's slot is taken twice over now"
+    # A heartbeat that does not say what runs releases nothing.
+    assert await org.store.heartbeat(near, None, settle=settle)
+    assert await org.place("atlas") == WAITING
+
+
+async def test_a_gone_worker_s_sessions_do_not_hold_its_pool(org: Org) -> None:
+    await org.store.set_route(org.id, "atlas", preferred=["cloud"])
+    gone = await org.worker("atlas", "cloud", 1)
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    assert await org.place("atlas", session_id=session_id) == "cloud"
+    worker = await org.store.worker(gone)
+    assert worker is not None and await org.store.claim_session(session_id, worker) == 1
+    await org.worker("atlas", "cloud", 1)  # it came back under a new id, as a restart does
+    assert await org.place("atlas") == WAITING, "cloud's max_sessions is 1, and gone holds it"
+    assert await org.store.deregister(gone)
+    assert await org.place("atlas") == "cloud"

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import platform
 import signal
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +41,7 @@ from ..settings import Settings
 
 log = logging.getLogger("durable.fleet.daemon")
 
-VERSION = "0.7.0"
+VERSION = "0.8.0"
 REFRESH_AT = 2 / 3  # of the runtime JWT's life
 
 
@@ -127,9 +130,9 @@ class PlatformApi:
             json=body,
         )
 
-    async def heartbeat(self, sessions: list[str]) -> httpx.Response:
+    async def heartbeat(self, sessions: list[str], active: int) -> httpx.Response:
         path = f"/api/workers/{self.worker_id}/heartbeat"
-        return await self.call("POST", path, {"sessions": sessions})
+        return await self.call("POST", path, {"sessions": sessions, "active": active})
 
     async def refresh(self) -> None:
         """A fresh runtime JWT. DaemonStopped when the platform refuses it (401, 410: the
@@ -153,13 +156,19 @@ class PlatformApi:
             log.warning("deregistration refused", extra={"status": response.status_code})
 
 
+# The claim the running attempt holds (each activity attempt runs in its own task, so two
+# attempts of one session on this worker never see each other's).
+_CLAIM: contextvars.ContextVar[int] = contextvars.ContextVar("fleet_claim")
+
+
 class ApiSessionWriter:
-    """A session's record, written through the platform API with the runtime JWT."""
+    """A session's record, written through the platform API with the runtime JWT, under the
+    claim this attempt holds: once a newer claim exists, an older attempt writes nothing."""
 
     def __init__(self, api: PlatformApi) -> None:
         self._api = api
 
-    async def _post(self, session_id: str, what: str, body: dict[str, Any]) -> None:
+    async def _post(self, session_id: str, what: str, body: dict[str, Any]) -> httpx.Response:
         response = await self._api.call(
             "POST", f"/api/sessions/{quote(session_id, safe='')}/{what}", body
         )
@@ -168,42 +177,62 @@ class ApiSessionWriter:
                 f"the platform refused {what} of session {session_id} "
                 f"({response.status_code}): {_refusal(response)}"
             )
+        return response
 
     async def open(self, session: NewSession) -> str:
         """Claim the session: the platform checks it was placed on this worker's pool and
         numbers the claim (the attempt its progress and output are kept under)."""
-        await self._post(session.session_id, "claim", {})
+        response = await self._post(session.session_id, "claim", {})
+        _CLAIM.set(int(response.json()["attempt"]))
         return "running"
 
     async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None:
-        await self._post(session_id, "progress", {"seq": seq, "line": line})
+        body = {"seq": seq, "line": line, "claim": _CLAIM.get(None)}
+        await self._post(session_id, "progress", body)
 
     async def save_output(
         self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
     ) -> None:
-        await self._post(session_id, "output", {"transcript": transcript, "result": result})
+        body = {"transcript": transcript, "result": result, "claim": _CLAIM.get(None)}
+        await self._post(session_id, "output", body)
 
 
 class Sessions:
-    """The agent-session step, keeping the sessions running (what heartbeats report)."""
+    """The agent-session step, keeping what heartbeats report: the sessions running here
+    (counted: a retried attempt can overlap the one it replaces), and those that ended here a
+    moment ago, whose end the product's worker may not have recorded yet."""
 
-    def __init__(self, activities: AgentActivities) -> None:
+    def __init__(self, activities: AgentActivities, *, keep_ended: float = 120.0) -> None:
         self._activities = activities
-        self.running: set[str] = set()
+        self._running: Counter[str] = Counter()
+        self._ended: dict[str, float] = {}
+        self._keep_ended = keep_ended
 
     async def run(self, input: RunAgent) -> AgentRan:
-        self.running.add(input.session_id)
+        self._running[input.session_id] += 1
         try:
             return await self._activities.run_agent(input)
         finally:
-            self.running.discard(input.session_id)
+            self._running[input.session_id] -= 1
+            if self._running[input.session_id] <= 0:
+                del self._running[input.session_id]
+                self._ended[input.session_id] = time.monotonic()
+
+    def reported(self) -> list[str]:
+        now = time.monotonic()
+        self._ended = {k: t for k, t in self._ended.items() if now - t < self._keep_ended}
+        return sorted(set(self._running) | set(self._ended))
+
+    @property
+    def active(self) -> int:
+        return sum(self._running.values())
 
 
 async def _heartbeats(api: PlatformApi, sessions: Sessions, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            response = await api.heartbeat(sorted(sessions.running))
+            response = await api.heartbeat(sessions.reported(), sessions.active)
         except httpx.HTTPError as err:  # the platform is away: keep trying
             log.warning("heartbeat failed", extra={"error": str(err)})
             continue

@@ -79,7 +79,7 @@ from ._progress import (
     start_details,
     start_options,
 )
-from ._retry import to_temporal
+from ._retry import ALWAYS_NON_RETRYABLE, to_temporal
 
 # The store calls behind waits and slots are idempotent: while PostgreSQL is away they retry
 # (every 30 s at most) until it is back, rather than fail the run.
@@ -188,7 +188,8 @@ def _step_failed(step_id: str, err: FailureError, policy: RetryPolicy) -> StepFa
             _attempts_of(cause, policy.max_attempts),
             cause.message,
             cause_type=cause.type or "",
-            non_retryable=cause.non_retryable,
+            non_retryable=cause.non_retryable
+            or (cause.type or "") in (*ALWAYS_NON_RETRYABLE, *policy.non_retryable),
         )
     if isinstance(cause, TimeoutError):
         kind = cause.type.name.lower().replace("_", "-") if cause.type else "timeout"
