@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     fleet_heartbeat_grace_seconds: float = Field(
         default=90.0, alias="DURABLE_FLEET_HEARTBEAT_GRACE_SECONDS", gt=0
     )
-    # Runtime JWTs: the Ed25519 signing key (base64 of its 32 raw bytes; unset: one kept in
-    # Postgres, made on first use), issuer, audience and lifetime.
+    # Runtime JWTs (ES256): the P-256 signing key in PEM (unset: one kept in Postgres, made on
+    # first use), issuer, audience and lifetime.
     fleet_signing_key: SecretStr | None = Field(default=None, alias="DURABLE_FLEET_SIGNING_KEY")
     fleet_issuer: str = Field(default="durable", alias="DURABLE_FLEET_ISSUER")
     fleet_audience: str = Field(default="durable-workers", alias="DURABLE_FLEET_AUDIENCE")

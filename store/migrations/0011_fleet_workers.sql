@@ -51,7 +51,7 @@ CREATE TABLE legacy_project_sandbox (
     PRIMARY KEY (org_id, project_id)
 );
 
--- The runtime JWT signing keys (Ed25519 private keys, raw 32 bytes), newest first by created_at,
+-- The runtime JWT signing keys (P-256 private scalars, 32 bytes), newest first by created_at,
 -- when DURABLE_FLEET_SIGNING_KEY does not supply one: every API instance signs with the same key.
 CREATE TABLE fleet_signing_keys (
     kid text PRIMARY KEY,

@@ -135,7 +135,7 @@ async def test_jwks_verifies_the_runtime_jwt_a_temporal_authorizer_would_get(api
     kid = jwt.get_unverified_header(runtime)["kid"]
     [key] = [k for k in jwks["keys"] if k["kid"] == kid]
     public = jwt.PyJWK(key).key
-    claims = jwt.decode(runtime, public, algorithms=["EdDSA"], audience="durable-workers")
+    claims = jwt.decode(runtime, public, algorithms=["ES256"], audience="durable-workers")
     assert claims["proj"] == "atlas" and claims["iss"] == "durable"
 
 
@@ -159,7 +159,7 @@ async def test_every_bad_runtime_token_is_a_bare_401_with_the_reason_only_in_the
     forger = RuntimeKeys.generate(issuer="durable", audience="durable-workers")
     kid = jwt.get_unverified_header(good)["kid"]
     forged = jwt.encode(
-        claims.model_dump(), forger._keys[0][1], algorithm="EdDSA", headers={"kid": kid}
+        claims.model_dump(), forger._keys[0][1], algorithm="ES256", headers={"kid": kid}
     )
     unsigned = jwt.encode(claims.model_dump(), None, algorithm="none")  # type: ignore[arg-type]
     unknown_kid, _ = forger.mint(

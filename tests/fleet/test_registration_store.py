@@ -8,9 +8,15 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
 from store import FleetStore, RegistrationRefused
 from workers.fleet import issue_registration_token, registration_token_hash
+from workers.fleet.admin import runtime_keys
+from workers.settings import Settings
 
 
 async def test_a_token_is_stored_as_a_hash_and_its_uses_counted(pool: asyncpg.Pool) -> None:
@@ -48,3 +54,34 @@ async def test_expired_revoked_and_unknown_tokens_are_refused(pool: asyncpg.Pool
 
     with pytest.raises(RegistrationRefused, match="unknown registration token"):
         await store.redeem(registration_token_hash(f"rsp_live_{uuid.uuid4()}"))
+
+
+async def test_the_signing_key_is_shared_by_api_instances_or_given_in_pem(
+    pool: asyncpg.Pool,
+) -> None:
+    store = FleetStore(pool)
+    one, two = await runtime_keys(Settings(), store), await runtime_keys(Settings(), store)
+    token, _ = one.mint(project="p", org="o", worker="w", registration="r")
+    assert two.verify(token).sub == "w", "a second API instance verifies the first one's tokens"
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    given = await runtime_keys(Settings(fleet_signing_key=SecretStr(pem)), store)
+    again = await runtime_keys(Settings(fleet_signing_key=SecretStr(pem)), store)
+    assert given.jwks() == again.jwks() != one.jwks()
+    for bad in (
+        "not a key",
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode(),
+    ):
+        with pytest.raises(ValueError, match="must be an unencrypted P-256"):
+            await runtime_keys(Settings(fleet_signing_key=SecretStr(bad)), store)

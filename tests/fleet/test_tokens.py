@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from workers.fleet import (
     REGISTRATION_PREFIX,
@@ -66,13 +66,25 @@ def test_a_minted_token_verifies_with_every_claim(keys: RuntimeKeys) -> None:
 
 
 def test_the_jwks_verifies_tokens_elsewhere(keys: RuntimeKeys) -> None:
-    """What a Temporal cluster's JWT authorizer does with the published keys."""
+    """What a Temporal cluster's JWT authorizer does with the published keys: its default key
+    provider takes RS256 and ES256 keys (kty RSA or EC) from a JWKS, and its default claim
+    mapper reads `sub` and the `<namespace>:<role>` entries of `permissions`."""
     token = mint(keys)
     (jwk,) = keys.jwks()["keys"]
-    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("OKP", "Ed25519", "EdDSA")
+    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("EC", "P-256", "ES256")
+    assert jwt.get_unverified_header(token)["alg"] == "ES256"
     public = jwt.PyJWK(jwk).key
-    payload = jwt.decode(token, public, algorithms=["EdDSA"], audience=AUDIENCE)
-    assert payload["sub"] == "w1"
+    payload = jwt.decode(token, public, algorithms=["ES256"], audience=AUDIENCE)
+    assert payload["sub"] == "w1" and payload["permissions"] == ["default:worker"]
+    elsewhere = RuntimeKeys(keys._keys, issuer=ISSUER, audience=AUDIENCE, namespace="prod")
+    assert elsewhere.verify(mint(elsewhere)).permissions == ["prod:worker"]
+
+
+def test_only_p256_keys_sign() -> None:
+    with pytest.raises(ValueError, match="not P-256"):
+        RuntimeKeys(
+            [("k", ec.generate_private_key(ec.SECP384R1()))], issuer=ISSUER, audience=AUDIENCE
+        )
 
 
 def test_expired_and_not_yet_valid_tokens_are_refused(keys: RuntimeKeys) -> None:
@@ -89,7 +101,9 @@ def test_wrong_audience_issuer_signature_and_unknown_kid_are_refused(keys: Runti
     other_issuer = RuntimeKeys(keys._keys, issuer="https://evil.example", audience=AUDIENCE)
     assert rejected(other_issuer, token) == "wrong issuer"
     kid = keys.jwks()["keys"][0]["kid"]
-    impostor = RuntimeKeys([(kid, Ed25519PrivateKey.generate())], issuer=ISSUER, audience=AUDIENCE)
+    impostor = RuntimeKeys(
+        [(kid, ec.generate_private_key(ec.SECP256R1()))], issuer=ISSUER, audience=AUDIENCE
+    )
     assert rejected(keys, mint(impostor)) == "bad signature", "same kid, another key"
     stranger = RuntimeKeys.generate(issuer=ISSUER, audience=AUDIENCE)
     assert rejected(keys, mint(stranger)).startswith("unknown key id")
@@ -111,19 +125,24 @@ def test_alg_none_and_other_algorithms_are_refused(keys: RuntimeKeys) -> None:
         headers={"kid": kid},
     )
     assert rejected(keys, hs256) == "algorithm 'HS256' is not accepted"
+    eddsa = mint(keys).split(".")[0]
+    assert "ES256" in base64.urlsafe_b64decode(eddsa + "==").decode()
+    forged_alg = f"{b64({'alg': 'EdDSA', 'typ': 'JWT', 'kid': kid})}.{payload}.AAAA"
+    assert rejected(keys, forged_alg) == "algorithm 'EdDSA' is not accepted"
     assert rejected(keys, "not-a-jwt").startswith("malformed token")
 
 
 def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
     kid, key = keys._keys[0]
     now = int(datetime.now(UTC).timestamp())
-    for missing in ("reg", "jti", "nbf", "proj"):
+    for missing in ("reg", "jti", "nbf", "proj", "permissions"):
         claims = {
             "proj": "p1",
             "org": "acme",
             "sub": "w1",
             "reg": "r1",
             "scope": "worker",
+            "permissions": ["default:worker"],
             "iss": ISSUER,
             "aud": AUDIENCE,
             "exp": now + 60,
@@ -132,5 +151,5 @@ def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
             "jti": "j",
         }
         del claims[missing]
-        token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+        token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
         assert rejected(keys, token) == f"missing claim {missing!r}"

@@ -3,15 +3,13 @@ registration token, and a project's fleet status."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from store import FleetError, FleetStore, Pool, Route
 
@@ -19,25 +17,37 @@ from ..settings import Settings
 from .tokens import IssuedToken, RuntimeKeys, issue_registration_token
 
 
-def _kid(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def _kid(key: ec.EllipticCurvePrivateKey) -> str:
+    raw = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def signing_key_from_pem(pem: str) -> ec.EllipticCurvePrivateKey:
+    """DURABLE_FLEET_SIGNING_KEY: a P-256 private key in PEM, e.g. from
+    `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(
+            "DURABLE_FLEET_SIGNING_KEY must be an unencrypted P-256 (prime256v1) private key in "
+            "PEM: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+        )
+    return key
+
+
 async def runtime_keys(settings: Settings, fleet: FleetStore) -> RuntimeKeys:
-    """DURABLE_FLEET_SIGNING_KEY's key, or the ones kept in Postgres (made on first use)."""
+    """DURABLE_FLEET_SIGNING_KEY's key, or the ones kept in Postgres (made on first use: 32
+    random bytes, the P-256 private scalar)."""
     if settings.fleet_signing_key is not None:
-        try:
-            raw = base64.b64decode(settings.fleet_signing_key.get_secret_value(), validate=True)
-            key = Ed25519PrivateKey.from_private_bytes(raw)
-        except (binascii.Error, ValueError):
-            raise ValueError(
-                "DURABLE_FLEET_SIGNING_KEY must be the base64 of 32 raw bytes (an Ed25519 key)"
-            ) from None
+        key = signing_key_from_pem(settings.fleet_signing_key.get_secret_value())
         keys = [(_kid(key), key)]
     else:
         keys = [
-            (kid, Ed25519PrivateKey.from_private_bytes(raw))
+            (kid, ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1()))
             for kid, raw in await fleet.signing_keys()
         ]
     return RuntimeKeys(
@@ -45,6 +55,7 @@ async def runtime_keys(settings: Settings, fleet: FleetStore) -> RuntimeKeys:
         issuer=settings.fleet_issuer,
         audience=settings.fleet_audience,
         ttl=timedelta(seconds=settings.fleet_jwt_ttl_seconds),
+        namespace=settings.temporal_namespace,
     )
 
 

@@ -1,9 +1,14 @@
 """Registration tokens and runtime JWTs.
 
 A registration token (`rsp_live_...`) is random, shown once, and kept only as its SHA-256; logs
-name it by its first characters. A runtime JWT is short-lived and signed with Ed25519 (`EdDSA`)
-under a key id (`kid`); verification pins the algorithm, the issuer and the audience, and
-requires every claim. A rejection carries its reason for the log; callers answer a bare 401.
+name it by its first characters. A runtime JWT is short-lived and signed with ECDSA P-256
+(`ES256`) under a key id (`kid`); verification pins the algorithm, the issuer and the audience,
+and requires every claim. A rejection carries its reason for the log; callers answer a bare 401.
+
+ES256, and the `permissions` claim (`["<namespace>:worker"]`), because that is what Temporal's
+own JWT authorizer takes: its default key provider reads RS256 and ES256 keys from a JWKS, and
+its default claim mapper grants roles from `permissions`. So a Temporal cluster pointed at our
+JWKS lets a fleet worker poll and complete its tasks with the same token, and nothing more.
 """
 
 from __future__ import annotations
@@ -17,14 +22,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ValidationError
 
 REGISTRATION_PREFIX = "rsp_live_"
 LOGGED_CHARS = len(REGISTRATION_PREFIX) + 6  # what a log may show of a registration token
-RUNTIME_ALGORITHM = "EdDSA"
-CLAIMS = ("proj", "org", "sub", "reg", "scope", "iss", "aud", "exp", "iat", "nbf", "jti")
+RUNTIME_ALGORITHM = "ES256"
+CLAIMS = (
+    "proj",
+    "org",
+    "sub",
+    "reg",
+    "scope",
+    "permissions",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+)
 
 
 class TokenRejected(Exception):
@@ -57,6 +74,7 @@ class RuntimeClaims(BaseModel):
     sub: str  # the worker id
     reg: str  # the registration it came from (re-checked on refresh)
     scope: str  # e.g. "worker"
+    permissions: list[str]  # Temporal's roles: ["<namespace>:worker"]
     iss: str
     aud: str
     exp: int
@@ -75,23 +93,30 @@ class RuntimeKeys:
 
     def __init__(
         self,
-        keys: list[tuple[str, Ed25519PrivateKey]],
+        keys: list[tuple[str, ec.EllipticCurvePrivateKey]],
         *,
         issuer: str,
         audience: str,
         ttl: timedelta = timedelta(minutes=15),
         leeway: timedelta = timedelta(seconds=30),
+        namespace: str = "default",
     ) -> None:
         if not keys:
             raise ValueError("at least one signing key is needed")
         self._keys = list(keys)
-        self._public: dict[str, Ed25519PublicKey] = {kid: k.public_key() for kid, k in keys}
+        for kid, key in keys:
+            if not isinstance(key.curve, ec.SECP256R1):
+                raise ValueError(f"signing key {kid!r} is on {key.curve.name}, not P-256")
+        self._public: dict[str, ec.EllipticCurvePublicKey] = {
+            kid: k.public_key() for kid, k in keys
+        }
         self.issuer, self.audience, self.ttl, self.leeway = issuer, audience, ttl, leeway
+        self.namespace = namespace  # the Temporal namespace the `permissions` claim names
 
     @classmethod
     def generate(cls, *, issuer: str, audience: str, **kwargs: Any) -> RuntimeKeys:
         return cls(
-            [(uuid.uuid4().hex[:16], Ed25519PrivateKey.generate())],
+            [(uuid.uuid4().hex[:16], ec.generate_private_key(ec.SECP256R1()))],
             issuer=issuer,
             audience=audience,
             **kwargs,
@@ -100,12 +125,13 @@ class RuntimeKeys:
     def jwks(self) -> dict[str, Any]:
         keys = []
         for kid, public in self._public.items():
-            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            numbers = public.public_numbers()
             keys.append(
                 {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": _b64(raw),
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": _b64(numbers.x.to_bytes(32, "big")),
+                    "y": _b64(numbers.y.to_bytes(32, "big")),
                     "kid": kid,
                     "alg": RUNTIME_ALGORITHM,
                     "use": "sig",
@@ -130,6 +156,7 @@ class RuntimeKeys:
             sub=worker,
             reg=registration,
             scope=scope,
+            permissions=[f"{self.namespace}:{scope}"],
             iss=self.issuer,
             aud=self.audience,
             iat=int(at.timestamp()),
