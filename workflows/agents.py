@@ -73,6 +73,10 @@ def session_id_for(dispatch_event_id: str) -> str:
 
 
 def _failed(err: durable.StepFailed) -> SessionStatus:
+    """`timed_out` is the agent running past its time; a worker lost on every try is a failure
+    of where it ran, not a timeout of the agent."""
+    if err.cause in LOST_WORKER:
+        return "failed"
     return "timed_out" if err.cause_type in TIMED_OUT_CAUSES else "failed"
 
 
@@ -202,11 +206,15 @@ async def agent_session(
             summary=ran.summary,
         )
     except durable.StepFailed as err:
+        lost = f"the worker running it was lost ({err.cause}) on every try; "
         outcome = SessionCompletion(
             session_id=session_id,
             status=_failed(err),
             result_ref=reference,
-            error=clip(err.cause, MAX_ERROR_CHARS),
+            error=clip(
+                lost + "see `durable fleet status`" if err.cause in LOST_WORKER else err.cause,
+                MAX_ERROR_CHARS,
+            ),
         )
     except durable.WorkflowCancelled:
         cancelled = True

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from durable import Tenancy
+from durable import StepFailed, Tenancy
 from workflows.agents import AgentSessionRequested, SessionRequest, session_id_for
 
 from .conftest import Fleet
@@ -179,3 +179,16 @@ async def test_the_daemon_refreshes_its_jwt_and_stops_when_its_registration_is_r
     assert code == 4
     said = [line for line in daemon.log if line.startswith("error:")]
     assert len(said) == 1 and re.search("registration (was|may have been) revoked", said[0]), said
+
+
+def test_a_session_whose_worker_is_lost_every_time_failed_it_did_not_time_out() -> None:
+    from workflows.agents import _failed
+
+    lost = StepFailed("run-agent#3", 1, "timed out (heartbeat)", cause_type="Timeout")
+    unclaimed = StepFailed("run-agent#3", 1, "timed out (schedule-to-start)", cause_type="Timeout")
+    too_long = StepFailed("run-agent", 1, "timed out (start-to-close)", cause_type="Timeout")
+    assert (_failed(lost), _failed(unclaimed), _failed(too_long)) == (
+        "failed",
+        "failed",
+        "timed_out",
+    )
