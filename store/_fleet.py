@@ -250,8 +250,7 @@ class FleetStore:
         capacity: dict[str, Any] | None = None,
         credential_ref: str | None = None,
     ) -> Pool:
-        if provider not in PROVIDERS:
-            raise FleetError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}")
+        _known_provider(provider)
         if not name.strip():
             raise FleetError("a pool needs a name")
         row = await self.pool.fetchrow(
@@ -395,8 +394,7 @@ class FleetStore:
         credential_id: str | None = None,
     ) -> None:
         """Write a project's legacy sandbox settings (the old model's projects.sandbox_*)."""
-        if provider not in PROVIDERS:
-            raise FleetError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}")
+        _known_provider(provider)
         await self.pool.execute(
             """INSERT INTO legacy_project_sandbox (org_id, project_id, sandbox_provider,
                                                    sandbox_mode, sandbox_credential_id)
@@ -566,18 +564,13 @@ class FleetStore:
         return chosen
 
     @_span
-    async def place_session(
-        self, session_id: str, pool: Pool | None, placement: str, worker_id: str = ""
-    ) -> None:
-        """Stamp where a session runs (or why it waits) on its row."""
+    async def place_unrouted(self, session_id: str, placement: str) -> None:
+        """Stamp a session whose project has no route: on no pool, with why."""
         await self.pool.execute(
-            "UPDATE agent_sessions SET pool_id = $2::uuid, pool_name = $3, placement = $4,"
-            " worker_id = CASE WHEN $5 = '' THEN worker_id ELSE $5 END WHERE session_id = $1",
+            "UPDATE agent_sessions SET pool_id = NULL, pool_name = '', placement = $2"
+            " WHERE session_id = $1",
             session_id,
-            pool.id if pool else None,
-            pool.name if pool else "",
             placement,
-            worker_id,
         )
 
     @_span
@@ -652,6 +645,11 @@ def _worker(row: asyncpg.Record) -> WorkerRecord:
     values = dict(row)
     values["capabilities"] = json.loads(values["capabilities"])
     return WorkerRecord(**values)
+
+
+def _known_provider(provider: str) -> None:
+    if provider not in PROVIDERS:
+        raise FleetError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}")
 
 
 def pool_task_queue(pool_id: str, project_id: str) -> str:

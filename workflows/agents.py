@@ -80,6 +80,14 @@ def _failed(err: durable.StepFailed) -> SessionStatus:
     return "timed_out" if err.cause_type in TIMED_OUT_CAUSES else "failed"
 
 
+def _error_of(err: durable.StepFailed) -> str:
+    if err.cause in LOST_WORKER:
+        return (
+            f"the worker running it was lost ({err.cause}) on every try; see `durable fleet status`"
+        )
+    return clip(err.cause, MAX_ERROR_CHARS)
+
+
 async def _close(
     ctx: durable.WorkflowContext,
     request: SessionRequest,
@@ -140,28 +148,21 @@ async def _run_placed(
                 lost=lost,
             ),
         )
-        if routed.queue is None:
-            return await ctx.step.run(
-                f"run-agent{suffix}",
-                run_agent,
-                run,
-                retry=RUNTIME_RETRY,
-                timeout=limit + RUNTIME_GRACE,
-            )
+        own_queue = routed.queue is None  # no route: as before, retried in place
         try:
             return await ctx.step.run(
                 f"run-agent{suffix}",
                 run_agent,
                 run,
-                retry=PLACED_RETRY,
+                retry=RUNTIME_RETRY if own_queue else PLACED_RETRY,
                 timeout=limit + RUNTIME_GRACE,
                 queue=routed.queue,
-                queue_timeout=QUEUE_TIMEOUT,
+                queue_timeout=None if own_queue else QUEUE_TIMEOUT,
             )
         except durable.StepFailed as err:
             lost = err.cause in LOST_WORKER
             own_fault = err.non_retryable or (err.cause_type == "Timeout" and not lost)
-            if n == MAX_PLACEMENTS or own_fault:
+            if own_queue or n == MAX_PLACEMENTS or own_fault:
                 raise
             if lost:
                 avoid = [*avoid, routed.pool_id]
@@ -206,15 +207,8 @@ async def agent_session(
             summary=ran.summary,
         )
     except durable.StepFailed as err:
-        lost = f"the worker running it was lost ({err.cause}) on every try; "
         outcome = SessionCompletion(
-            session_id=session_id,
-            status=_failed(err),
-            result_ref=reference,
-            error=clip(
-                lost + "see `durable fleet status`" if err.cause in LOST_WORKER else err.cause,
-                MAX_ERROR_CHARS,
-            ),
+            session_id=session_id, status=_failed(err), result_ref=reference, error=_error_of(err)
         )
     except durable.WorkflowCancelled:
         cancelled = True

@@ -129,7 +129,7 @@ class FleetActivities:
         )
         route = await self._fleet.route(org, input.project) if input.project else None
         if route is None:
-            await self._fleet.place_session(input.session_id, None, "on the run's own queue")
+            await self._fleet.place_unrouted(input.session_id, "on the run's own queue")
             return Routed()
         await self._fleet.mark_offline(self._grace)
         pools = {p.id: p for p in await self._fleet.pools(org)}
