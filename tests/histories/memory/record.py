@@ -13,18 +13,12 @@ of the old code remain in flight.
 from __future__ import annotations
 
 import asyncio
-import json
-import tempfile
-import uuid
 from pathlib import Path
 
 from activities.linear.local_server import LocalLinear
-from adapters.temporal import ensure_search_attributes
-from store import create_pool, migrate
-from tests.linear.conftest import TEST_KEY, TEST_ORG
+from tests.histories.pm.record import record_with_pm
 from tests.memory.conftest import holding, session, start, writes_waiting
 from tests.pm.conftest import Pm
-from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
 HERE = Path(__file__).parent
 ORG = "org-recorded"
@@ -44,32 +38,8 @@ async def record(pm: Pm, linear: LocalLinear) -> dict[str, str]:
         assert out.counted == 3, out
         out = await second.result()
         assert "another run changed the note" in out.groups[0].error, out
-        runs = {"two_projects.json": first.id, "note_changed_meanwhile.json": second.id}
-        for name, run_id in runs.items():
-            history = await client.temporal.get_workflow_handle(run_id).fetch_history()
-            (HERE / name).write_text(history.to_json())
-    return runs
-
-
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedTemporal(port=free_port())
-        postgres = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
-        await server.start()
-        try:
-            pool = await create_pool(await postgres.start())
-            await migrate(pool)
-            client = await server.connect()
-            await ensure_search_attributes(client, create=True)
-            pm = Pm(client, pool, f"record-{uuid.uuid4()}")
-            async with LocalLinear(keys={TEST_KEY: TEST_ORG}) as linear:
-                runs = await record(pm, linear)
-            (HERE / "index.json").write_text(json.dumps(runs, indent=2) + "\n")
-            await pool.close()
-        finally:
-            await server.stop()
-            await postgres.stop()
+    return {"two_projects.json": first.id, "note_changed_meanwhile.json": second.id}
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(record_with_pm(HERE, record))

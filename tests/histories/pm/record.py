@@ -14,17 +14,14 @@ flight.
 from __future__ import annotations
 
 import asyncio
-import json
-import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from activities.linear.local_server import LocalLinear
-from adapters.temporal import ensure_search_attributes
-from store import create_pool, migrate
+from tests.histories.record import recording_stack, write_histories
 from tests.linear.conftest import TEST_KEY, TEST_ORG
 from tests.pm.conftest import Pm, approve, waiting_at
-from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 from workflows.audit import AuditParams, AuditRequested
 from workflows.memory import ConsolidateInput, consolidate_memory
 from workflows.pm.backlog_triage import BacklogTriageParams, BacklogTriageRequested
@@ -74,31 +71,21 @@ async def record(pm: Pm, linear: LocalLinear) -> dict[str, str]:
         runs["pm_tick.json"] = tick.id
         for event_id in out.events:  # the sweep it started: not recorded, just ended
             await client.get(f"rensei/pm.stale-sweeper.run:{event_id}").cancel("recorded")
-        for name, run_id in runs.items():
-            history = await client.temporal.get_workflow_handle(run_id).fetch_history()
-            (HERE / name).write_text(history.to_json())
     return runs
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedTemporal(port=free_port())
-        postgres = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
-        await server.start()
-        try:
-            pool = await create_pool(await postgres.start())
-            await migrate(pool)
-            client = await server.connect()
-            await ensure_search_attributes(client, create=True)
-            pm = Pm(client, pool, f"record-{uuid.uuid4()}")
-            async with LocalLinear(keys={TEST_KEY: TEST_ORG}) as linear:
-                runs = await record(pm, linear)
-            (HERE / "index.json").write_text(json.dumps(runs, indent=2) + "\n")
-            await pool.close()
-        finally:
-            await server.stop()
-            await postgres.stop()
+Recording = Callable[[Pm, LocalLinear], Awaitable[dict[str, str]]]
+
+
+async def record_with_pm(here: Path, recording: Recording) -> None:
+    """Run `recording` with the PM harness and the local Linear on a stack of its own, and
+    write the histories of the runs it names into `here`."""
+    async with recording_stack() as (client, pool):
+        pm = Pm(client, pool, f"record-{uuid.uuid4()}")
+        async with LocalLinear(keys={TEST_KEY: TEST_ORG}) as linear:
+            runs = await recording(pm, linear)
+        await write_histories(client, here, runs)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(record_with_pm(HERE, record))
