@@ -262,7 +262,7 @@ def worker(
             Exit.USAGE, "give the registration token (DURABLE_REGISTRATION_TOKEN or --token)"
         )
     settings = Settings()
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     config = DaemonConfig(
         api=api,
         token=SecretStr(secret),

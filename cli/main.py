@@ -181,7 +181,7 @@ def dev(
     from workers.dev import run_dev, say
 
     settings = Settings()
-    logs.configure("text" if sys.stderr.isatty() else settings.log_format)
+    logs.configure("text" if sys.stderr.isatty() else settings.log_format, settings.log_level)
 
     async def serve(client: DurableClient, store: EventStore) -> None:
         from api import create_app
@@ -221,7 +221,7 @@ def worker() -> None:
     from workers.main import run_worker
 
     settings = Settings()
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     run(run_worker(settings))
 
 

@@ -22,11 +22,16 @@ fi
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "installing the project and its dev tools into $venv (first run takes a minute) ..." >&2
-  # (pip's notes about this machine's unused local package folders are filtered out)
-  "$venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  "$venv/bin/python" -m pip install --quiet -e "$root[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  "$venv/bin/python" -c "import temporalio, durable" 2>/dev/null || {
-    echo "error: installing the project into $venv failed (see above)" >&2; exit 1; }
+  # pip and setuptools talk a lot (setuptools' editable-install banner, notes about unused
+  # package folders): all of it goes to a log, shown only when the install fails.
+  log="$venv/install.log"
+  "$venv/bin/python" -m pip install --upgrade pip >"$log" 2>&1 || true  # an old pip works too
+  if ! "$venv/bin/python" -m pip install -e "$root[dev]" >>"$log" 2>&1 \
+     || ! "$venv/bin/python" -c "import temporalio, durable" >>"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "error: installing the project into $venv failed (the whole log: $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

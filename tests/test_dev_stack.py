@@ -117,6 +117,7 @@ async def test_the_first_command_runs_a_pm_agent_up_to_an_approval(tmp_path: Pat
         code, out, _ = await durable("status", run_id, env=env)
         assert "status     completed" in out
     assert "ENG-10  urgent  Ada Lovelace" in stderr.text, "the demo prints what changed"
+    assert "HTTP Request" not in stderr.text, "no httpx request lines between the instructions"
 
 
 async def test_no_demo_starts_nothing_and_linear_view_says_when_nothing_answers(

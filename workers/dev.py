@@ -129,6 +129,7 @@ async def run_dev(
                 say(f"  DATABASE_URL     {redact(database_url)}")
                 if local_linear is not None:
                     say(f"  Linear (local)   {local_linear.url}  for org {LOCAL_ORG!r}")
+                    say(f"                   API key: Authorization: {LOCAL_KEY}")
                     say(f"                   everything in it: {local_linear.origin}/state")
                 elif settings.linear_configured:
                     say(f"  Linear           {settings.linear_api_url}")

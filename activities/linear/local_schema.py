@@ -1,9 +1,10 @@
 """Where Linear's published GraphQL schema lives, and the schema built from it, once.
 
-The schema file is Linear's real public schema (about 1.2 MB). It is not vendored into this
-repository: it sits beside it, at `../shared/linear/schema.graphql`, unless `LINEAR_SCHEMA_PATH`
-names another file. Building it takes most of a second, so it is built lazily, on first use,
-and kept for the life of the process (per path).
+The schema file is Linear's real public schema (about 1.2 MB, MIT licensed). It ships inside
+this package, at `schema/schema.graphql` beside this module (with its licence and where it comes
+from), so a clone, an installed wheel and the Docker image all have it; `LINEAR_SCHEMA_PATH`
+names another file instead. Building it takes most of a second, so it is built lazily, on first
+use, and kept for the life of the process (per path).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 from graphql import GraphQLSchema, build_schema
 
 SCHEMA_PATH_ENV = "LINEAR_SCHEMA_PATH"
-# activities/linear/local_schema.py -> the repository root -> the directory beside it.
-DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared/linear/schema.graphql"
+# Package data (pyproject.toml), found relative to this module wherever the package is installed.
+DEFAULT_SCHEMA_PATH = Path(__file__).resolve().with_name("schema") / "schema.graphql"
 
 _lock = threading.Lock()
 _built: dict[Path, GraphQLSchema] = {}
@@ -33,8 +34,8 @@ class SchemaMissing(FileNotFoundError):
 
 
 def schema_path() -> Path:
-    """The schema file to use: `LINEAR_SCHEMA_PATH`, or `../shared/linear/schema.graphql`
-    beside the repository. Read when called, never at import time."""
+    """The schema file to use: `LINEAR_SCHEMA_PATH`, or the one shipped in this package. Read
+    when called, never at import time."""
     configured = os.environ.get(SCHEMA_PATH_ENV)
     return Path(configured).expanduser() if configured else DEFAULT_SCHEMA_PATH
 

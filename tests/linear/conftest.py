@@ -12,21 +12,17 @@
   acting as the app user); stopped after the test. Its `url` is the GraphQL endpoint; see
   `activities/linear/local_server.py` for `state()`, `calls()`, `rate_limit()`, `fail()`,
   `slow()`, `revoke()`, `open_agent_session()` and the exact error shapes.
-- `linear_schema_path`: the schema file, for tests that need the schema without the server.
 
-Both skip with "Linear's schema is expected at <path> ..." when Linear's schema file is
-missing (`../shared/linear/schema.graphql` beside the repository, or `LINEAR_SCHEMA_PATH`);
-`require_linear_schema()` does the same from inside a test.
+Linear's schema ships inside the package (`activities/linear/schema/`), so nothing here skips:
+a missing schema is a failure.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from activities.linear.local_schema import SchemaMissing, schema_path
 from activities.linear.local_server import LocalLinear
 
 TEST_ORG = "org-acme"
@@ -34,21 +30,7 @@ TEST_KEY = "lin_api_test"
 TEST_TOKEN = "lin_oauth_test"
 
 
-def require_linear_schema() -> Path:
-    """The schema file's path; skips the calling test when it is missing."""
-    path = schema_path()
-    if not path.is_file():
-        pytest.skip(str(SchemaMissing(path)))
-    return path
-
-
-@pytest.fixture
-def linear_schema_path() -> Path:
-    return require_linear_schema()
-
-
 @pytest.fixture
 async def local_linear() -> AsyncIterator[LocalLinear]:
-    require_linear_schema()
     async with LocalLinear(keys={TEST_KEY: TEST_ORG}, tokens={TEST_TOKEN: TEST_ORG}) as server:
         yield server

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.linear.local_schema import SchemaMissing
+from activities.linear.local_schema import DEFAULT_SCHEMA_PATH, SchemaMissing, schema_path
 from activities.linear.local_server import LocalLinear
 
-from .conftest import TEST_KEY, TEST_ORG, TEST_TOKEN, require_linear_schema
+from .conftest import TEST_KEY, TEST_ORG, TEST_TOKEN
 
 LIST_ISSUES = """
 query ListIssues($filter: IssueFilter, $first: Int, $after: String) {
@@ -358,19 +358,29 @@ async def test_the_control_state_and_reset_endpoints(
     assert len((await http.get(f"{local_linear.origin}/state")).json()["issues"]) == 10
 
 
-async def test_a_missing_schema_skips_with_where_it_is_expected(
+def test_the_schema_ships_in_the_package_with_its_licence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LINEAR_SCHEMA_PATH", raising=False)
+    package = Path(__file__).parents[2] / "activities" / "linear"
+    assert schema_path() == DEFAULT_SCHEMA_PATH == package / "schema" / "schema.graphql"
+    assert DEFAULT_SCHEMA_PATH.stat().st_size > 1_000_000, "Linear's whole public schema"
+    licence = (DEFAULT_SCHEMA_PATH.parent / "LICENSE").read_text()
+    assert "MIT License" in licence and "Copyright (c) 2019 Linear" in licence
+
+
+async def test_a_schema_path_that_names_no_file_says_where_it_looked(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "schema.graphql"
     monkeypatch.setenv("LINEAR_SCHEMA_PATH", str(missing))
-    expected = f"Linear's schema is expected at {missing}"
-    with pytest.raises(pytest.skip.Exception, match=re.escape(expected)):
-        require_linear_schema()
-    with pytest.raises(SchemaMissing, match="schema is expected at"):
+    assert schema_path() == missing
+    expected = f"Linear's schema is expected at {missing} (set LINEAR_SCHEMA_PATH"
+    with pytest.raises(SchemaMissing, match=re.escape(expected)):
         await LocalLinear().start()
 
 
-async def test_the_command_line_serves_and_prints_its_url(linear_schema_path: Path) -> None:
+async def test_the_command_line_serves_and_prints_its_url() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
