@@ -111,6 +111,13 @@ async def test_the_first_command_runs_a_pm_agent_up_to_an_approval(tmp_path: Pat
         code, out, err = await durable("linear", "issues", "--json", env=env)
         after = {i["identifier"]: i for i in json.loads(out)}
         assert after["ENG-10"]["assignee"] == "Ada Lovelace" and after["ENG-10"]["priority"] == 1
+        # What the README says the approval changes, and nothing else.
+        assert before["ENG-3"]["priority"] == 3 and after["ENG-3"]["priority"] == 4
+        assert after["ENG-3"]["assignee"] == "Grace Hopper"
+        assert after["ENG-5"]["assignee"] == "Ada Lovelace"
+        assert before["ENG-10"]["priority"] == 1, "ENG-10 was urgent before the approval"
+        changed = {k for k in before if k != "ENG-11" and before[k] != after[k]}
+        assert changed == {"ENG-3", "ENG-5", "ENG-10"}
         assert after["ENG-11"]["state"] == "Done", "the review issue is closed"
         code, out, _ = await durable("linear", "issues", env=env)
         assert any(row.startswith("ENG-10 ") and "Ada Lovelace" in row for row in out.splitlines())

@@ -114,6 +114,16 @@ def test_a_clone_with_nothing_beside_it_runs_the_local_linear(tmp_path: Path) ->
     assert_local_linear_validates(probe(clone, clone), clone)
 
 
+def test_nothing_shipped_points_outside_the_repository() -> None:
+    beside = "../" + "shared"  # spelled in two parts so this file does not name it
+    naming = [
+        name
+        for name in shipped_files()
+        if not name.endswith(".graphql") and beside in (ROOT / name).read_text(errors="replace")
+    ]
+    assert naming == [], f"these files refer to {beside}, which a user's clone does not have"
+
+
 def test_an_installed_wheel_carries_linears_schema(tmp_path: Path) -> None:
     source = clone_into(tmp_path / "source")  # setuptools builds in the tree: not in ours
     built = subprocess.run(
