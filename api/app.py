@@ -1,12 +1,13 @@
-"""`POST /events` (the HTTP face of `send_event`) and `GET /events/{id}`.
+"""The HTTP API: events (`api/events.py`), reads of a run's steps and of agent sessions, the
+codec endpoint, Linear's webhook and the worker fleet, in one Starlette app.
 
-Every refusal is a 4xx with `{"error": "..."}` and stores nothing; 202 comes only after the
-event is committed.
+Every route needs a principal (`api/auth.py`) except the signed Linear webhook, the fleet's
+JWKS and registration (a registration token is its credential) and `/healthz`. Reads are of the
+principal's org; a run, session or event of another org answers exactly as a missing one.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,35 +17,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from durable import (
-    MAX_EVENT_BYTES,
-    DurableClient,
-    EventError,
-    EventNotAcknowledged,
-    Registry,
-    parse_event,
-)
+from durable import DurableClient, Registry
 from store import (
     CONNECTION_ERRORS,
     EventStore,
+    KeyStore,
     SessionStore,
     StepAttempt,
     StepAudit,
     describe_connection_error,
 )
 
+from .auth import Authenticator, Principal, guarded, org_to_read
+from .events import EventRoutes
 from .fleet import FleetApi
+from .oidc import OidcVerifier
 from .webhooks import linear_webhook_routes
-
-# The envelope ({"type", "id"}) may add a little to the event's own limit.
-MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-ORG_HEADER = "X-Durable-Org"
 
 
 def step_json(attempt: StepAttempt) -> dict[str, Any]:
@@ -75,42 +67,23 @@ def create_app(
     codec_routes: Sequence[BaseRoute] = (),  # api.codec.codec_routes_for(settings)
     linear_webhook_secrets: Sequence[SecretStr] = (),  # settings.linear_webhook_secret_list()
     fleet: FleetApi | None = None,  # api.fleet.fleet_api(settings, pool)
+    oidc: OidcVerifier | None = None,  # api.oidc.OidcVerifier(config_from_env(...))
+    auth: Authenticator | None = None,
 ) -> Starlette:
-    async def post_event(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _error(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return _error(400, f"body is not valid JSON: {err}")
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            return _error(422, 'body must be an object like {"type": "...", "data": {...}}')
-        event_type = payload.pop("type")
-        try:
-            event = parse_event(registry.event_type(event_type), payload)
-            receipt = await client.send_event(event)
-        except EventError as err:
-            status = 413 if "the limit is" in str(err) else 422
-            return _error(status, str(err))
-        except EventNotAcknowledged as err:  # the store is down: retry later, same id
-            return _error(503, str(err))
-        return JSONResponse(receipt.model_dump(mode="json"), status_code=202)
+    auth = auth or Authenticator(KeyStore(store.pool), oidc)
+    if fleet is not None:
+        fleet.admins = auth
+    events = EventRoutes(client, registry, store)
 
     audit = StepAudit(store.pool)
 
-    async def get_steps(request: Request) -> JSONResponse:
-        """The step attempts of a run, for the org in the `X-Durable-Org` header. A run of
-        another org answers exactly as a run that does not exist: no steps."""
+    async def get_steps(request: Request, principal: Principal) -> JSONResponse:
+        """The step attempts of a run of the principal's org. A run of another org answers
+        exactly as a run that does not exist: no steps."""
         run_id = request.path_params["run_id"]
-        org_id = request.headers.get(ORG_HEADER)
-        if org_id is None:
-            return _error(400, f"say which org you read for in the {ORG_HEADER} header")
+        org_id = org_to_read(request, principal)
+        if isinstance(org_id, JSONResponse):
+            return org_id
         try:
             attempts = await audit.steps(org_id, run_id)
         except CONNECTION_ERRORS as err:
@@ -119,13 +92,13 @@ def create_app(
 
     sessions = SessionStore(store.pool)
 
-    async def get_session(request: Request) -> JSONResponse:
-        """An agent session's status and progress lines so far, for the org in the
-        `X-Durable-Org` header; another org's session is as absent as a missing one."""
+    async def get_session(request: Request, principal: Principal) -> JSONResponse:
+        """An agent session's status and progress lines so far, of the principal's org;
+        another org's session is as absent as a missing one."""
         session_id = request.path_params["session_id"]
-        org_id = request.headers.get(ORG_HEADER)
-        if org_id is None:
-            return _error(400, f"say which org you read for in the {ORG_HEADER} header")
+        org_id = org_to_read(request, principal)
+        if isinstance(org_id, JSONResponse):
+            return org_id
         try:
             record = await sessions.get(session_id)
         except CONNECTION_ERRORS as err:
@@ -152,42 +125,24 @@ def create_app(
             }
         )
 
-    async def get_event(request: Request) -> JSONResponse:
-        event_id = request.path_params["event_id"]
-        try:
-            stored = await store.get(event_id)
-            found = await store.deliveries_of(event_id)
-        except CONNECTION_ERRORS as err:
-            return _error(503, f"the event store is unreachable: {describe_connection_error(err)}")
-        if stored is None:
-            return _error(404, f"no event with id {event_id!r}")
-        deliveries: list[dict[str, Any]] = []
-        for d, state in found:
-            entry: dict[str, Any] = {
-                "kind": d.kind,
-                "run_id": d.workflow_id,
-                "step_id": d.step_id or None,
-                "state": state,
-            }
-            if d.delay_seconds > 0:  # a throttled start that has not begun yet
-                entry["starts_in_seconds"] = round(d.delay_seconds)
-            deliveries.append(entry)
-        return JSONResponse(
-            {
-                "id": stored.id,
-                "type": stored.type,
-                "data": stored.data,
-                "received_at": stored.received_at.isoformat(),
-                "deliveries": deliveries,
-            }
-        )
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
 
     return Starlette(
         routes=[
-            Route("/events", post_event, methods=["POST"]),
-            Route("/events/{event_id:path}", get_event, methods=["GET"]),
-            Route("/runs/{run_id:path}/steps", get_steps, methods=["GET"]),
-            Route("/sessions/{session_id:path}", get_session, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/events", guarded(auth, None, events.post), methods=["POST"]),
+            Route(
+                "/events/{event_id:path}", guarded(auth, "runs:read", events.get), methods=["GET"]
+            ),
+            Route(
+                "/runs/{run_id:path}/steps", guarded(auth, "runs:read", get_steps), methods=["GET"]
+            ),
+            Route(
+                "/sessions/{session_id:path}",
+                guarded(auth, "runs:read", get_session),
+                methods=["GET"],
+            ),
             *codec_routes,
             *linear_webhook_routes(client, linear_webhook_secrets),
             *(fleet.routes() if fleet is not None else []),

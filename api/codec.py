@@ -117,6 +117,23 @@ def codec_routes(
     return [endpoint("encode"), endpoint("decode")]
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def open_codec_refusal(settings: Settings) -> str | None:
+    """Why the API must not start as configured, or None: a codec endpoint with no token on an
+    address beyond loopback would decrypt any payload for anyone who can reach it."""
+    if payload_codec(settings) is None or settings.codec_token is not None:
+        return None
+    if settings.api_host in LOOPBACK:
+        return None
+    return (
+        f"the codec endpoint would answer anyone on {settings.api_host} (DURABLE_API_HOST): set "
+        f"DURABLE_CODEC_TOKEN (the Temporal UI and CLI send it as 'Authorization: Bearer ...'),"
+        f" or serve the API on 127.0.0.1"
+    )
+
+
 def codec_routes_for(settings: Settings) -> list[Route]:
     """The codec endpoint's routes when DURABLE_CODEC_KEYS is set; none otherwise."""
     codec = payload_codec(settings)

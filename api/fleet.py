@@ -8,8 +8,8 @@ Who may call what:
   workers and sessions (another project's are as absent as missing ones) and acts only as itself.
 - `POST /api/sessions/{id}/progress` also takes the legacy shared worker key, when that is
   switched on (DURABLE_LEGACY_WORKER_KEY_ENABLED), with a deprecation warning in the log.
-- `/api/execution/...` and `/api/projects/{id}/...` take the admin token (DURABLE_ADMIN_TOKEN)
-  and the org in the `X-Durable-Org` header.
+- `/api/execution/...` and `/api/projects/{id}/...` take an API key (or OIDC token) with the
+  `admin` scope, and act for its org (`api/auth.py`).
 
 A refused credential is a bare 401 `{"error": "unauthorized"}`; why it was refused is logged,
 with a registration token named only by its prefix.
@@ -59,9 +59,11 @@ from workers.fleet.tokens import (
 )
 from workers.settings import Settings
 
+from .auth import ADMIN, Authenticator, Unauthenticated
+from .oidc import IssuerUnavailable
+
 log = logging.getLogger("durable.fleet.api")
 
-ORG_HEADER = "X-Durable-Org"
 WORKER_SCOPE = "worker"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a session's transcript and result come through here
 
@@ -141,12 +143,12 @@ class FleetApi:
         *,
         heartbeat_grace: timedelta = timedelta(seconds=90),
         heartbeat_seconds: float = 30.0,
-        admin_token: SecretStr | None = None,
+        admins: Authenticator | None = None,
         legacy_worker_key: SecretStr | None = None,
     ) -> None:
         self.fleet, self.sessions, self.keys = fleet, sessions, keys
         self.grace, self.heartbeat_seconds = heartbeat_grace, heartbeat_seconds
-        self._admin = admin_token
+        self.admins = admins  # who may manage pools, routes and tokens (create_app sets it)
         self._legacy = legacy_worker_key  # None: the legacy key is off
 
     # --- credentials ----------------------------------------------------------------------------
@@ -176,18 +178,18 @@ class FleetApi:
             return _unauthorized(f"runtime JWT of worker {claims.sub}: it deregistered", path)
         return claims
 
-    def _admin_org(self, request: Request) -> str | JSONResponse:
-        if self._admin is None:
-            return _error(503, "fleet management over HTTP is off: set DURABLE_ADMIN_TOKEN")
-        token = _bearer(request)
-        if token is None or not hmac.compare_digest(
-            token.encode(), self._admin.get_secret_value().encode()
-        ):
-            return _unauthorized("not the admin token", request.url.path)
-        org = request.headers.get(ORG_HEADER)
-        if not org:
-            return _error(400, f"say which org you act for in the {ORG_HEADER} header")
-        return org
+    async def _admin_org(self, request: Request) -> str | JSONResponse:
+        if self.admins is None:
+            return _error(503, "fleet management over HTTP is off: the API has no authenticator")
+        try:
+            principal = await self.admins.principal(request)
+        except Unauthenticated as err:
+            return _unauthorized(str(err), request.url.path)
+        except IssuerUnavailable as err:
+            return _error(503, f"cannot check the bearer token now: {err}")
+        if ADMIN not in principal.scopes:
+            return _error(403, f"{principal.name} lacks the scope 'admin' fleet management needs")
+        return principal.org_id
 
     def _legacy_key(self, request: Request) -> bool:
         token = _bearer(request)
@@ -485,7 +487,7 @@ class FleetApi:
 
     def _admin_call(self, handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
         async def call(request: Request) -> Response:
-            org = self._admin_org(request)
+            org = await self._admin_org(request)
             if isinstance(org, Response):
                 return org
             return await handler(request, org)
@@ -595,6 +597,5 @@ async def fleet_api(settings: Settings, pool: asyncpg.Pool) -> FleetApi:
         await runtime_keys(settings, fleet),
         heartbeat_grace=settings.fleet_heartbeat_grace,
         heartbeat_seconds=settings.fleet_heartbeat_seconds,
-        admin_token=settings.admin_token,
         legacy_worker_key=legacy,
     )

@@ -17,16 +17,17 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    def __init__(self, app: Starlette, port: int) -> None:
-        self.port = port
+    def __init__(self, app: Starlette, port: int, host: str = "127.0.0.1") -> None:
+        self.port, self.host = port, host
         self._server = _Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         )
         self._task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve())

@@ -37,7 +37,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from durable import DurableClient, Event, EventError, EventNotAcknowledged, parse_event
+from durable import (
+    DurableClient,
+    Event,
+    EventConflict,
+    EventError,
+    EventNotAcknowledged,
+    parse_event,
+)
 from workflows.linear_events import WEBHOOK_EVENTS, webhook_data
 
 log = logging.getLogger(__name__)
@@ -173,6 +180,10 @@ def linear_webhook_routes(client: DurableClient, secrets: Sequence[SecretStr]) -
             receipt = await client.send_event(event)
         except EventNotAcknowledged as err:  # the store is down: Linear retries, same id
             return _error(503, str(err))
+        except EventConflict:
+            # A retry of a delivery is signed anew: its body (its timestamp) differs, its
+            # delivery id does not. The signed delivery id decides: it was received before.
+            return JSONResponse({"id": event.id, "type": event.type, "duplicate": True})
         except EventError as err:  # no event store configured
             return _error(503, str(err))
         return JSONResponse(receipt.model_dump(mode="json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -177,16 +178,26 @@ def dev(
     worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
 
     TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
+    from api.codec import open_codec_refusal
+    from api.oidc import config_from_env
     from workers import logs
     from workers.dev import run_dev, say
 
     settings = Settings()
     logs.configure("text" if sys.stderr.isatty() else settings.log_format, settings.log_level)
+    refusal = open_codec_refusal(settings)
+    if refusal is not None:
+        raise fail(Exit.USAGE, f"not starting: {refusal}")
+    try:
+        oidc_config = config_from_env(os.environ)
+    except ValueError as err:
+        raise fail(Exit.USAGE, f"bad OIDC configuration: {err}") from None
 
     async def serve(client: DurableClient, store: EventStore) -> None:
         from api import create_app
         from api.codec import codec_routes_for
         from api.fleet import fleet_api
+        from api.oidc import OidcVerifier
         from api.server import ApiServer
         from workflows import registry
 
@@ -198,8 +209,9 @@ def dev(
             codec_routes=codec,
             linear_webhook_secrets=settings.linear_webhook_secret_list(),
             fleet=await fleet_api(settings, store.pool),
+            oidc=OidcVerifier(oidc_config) if oidc_config else None,
         )
-        api = ApiServer(http_app, settings.api_port)
+        api = ApiServer(http_app, settings.api_port, settings.api_host)
         await api.start()
         say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")
         say(f"  worker fleet     {api.address}/api/workers  (`durable fleet --help`)")
@@ -389,6 +401,15 @@ def send_event(
         payload["id"] = event_id
     if org or workspace or project:
         payload["tenancy"] = {"org_id": org, "workspace_id": workspace, "project_id": project}
+    settings = Settings()
+    key = settings.cli_api_key()
+    if key is not None:  # as the key's principal, through the API
+        from .keys import send_over_api
+
+        if not org:
+            payload.pop("tenancy", None)
+        send_over_api(settings, key, event_type, payload)
+        return
 
     async def parse() -> Event[Any]:
         return parse_event(registry().event_type(event_type), payload)
@@ -411,17 +432,42 @@ def approve(
         ),
     ] = "",
 ) -> None:
-    """Resolve a run's approval wait: sends rensei/approval.resolved with data.run_id = RUN_ID."""
+    """Resolve a run's approval wait: sends rensei/approval.resolved with data.run_id = RUN_ID.
+
+    With an API key (DURABLE_API_KEY, or the one `durable dev` made for org `local`) it goes
+    through the HTTP API, which records the key as who approved. Without one, it needs direct
+    database access and records `--by` (default: your user name) as an operator's decision."""
     from workflows.events import ApprovalResolved
 
-    payload = {
-        "data": {"run_id": run_id, "decision": decision, "notes": notes, "by": by, "item": item}
-    }
+    data = {"run_id": run_id, "decision": decision, "notes": notes, "item": item}
+    settings = Settings()
+    key = settings.cli_api_key()
+    if key is not None:
+        from .keys import send_over_api
 
-    async def parse() -> Event[Any]:
-        return parse_event(ApprovalResolved, payload)
+        send_over_api(settings, key, ApprovalResolved.type, {"data": data})
+        return
 
-    send(run(parse()))
+    operator = by or f"operator:{getpass.getuser()}"
+    event = run(_parse(ApprovalResolved, {"data": {**data, "by": operator, "via": "cli"}}))
+
+    async def of_the_runs_org() -> Event[Any]:
+        from store import EventStore, create_pool
+        from workers.runtime import database_url
+
+        pool = await create_pool(database_url(settings), max_size=1)
+        try:  # the approval belongs to the org the run waits in
+            orgs = sorted(await EventStore(pool).open_wait_orgs(run_id))
+        finally:
+            await pool.close()
+        tenancy = Tenancy(org_id=orgs[0]) if orgs else None
+        return event.model_copy(update={"tenancy": tenancy})
+
+    send(run(of_the_runs_org()))
+
+
+async def _parse(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event[Any]:
+    return parse_event(event_type, payload)
 
 
 @app.command()
@@ -732,3 +778,4 @@ def main() -> None:
 
 # `durable fleet ...` (it uses this module's helpers and adds itself to `app`)
 from . import fleet as _fleet  # noqa: E402, F401
+from . import keys as _keys  # noqa: E402, F401

@@ -39,6 +39,7 @@ from ._events import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID,
     Event,
+    EventConflict,
     EventError,
     EventNotAcknowledged,
     EventReceipt,
@@ -53,9 +54,10 @@ from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._schedule import Schedule
 from ._tenancy import Tenancy
 from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validate_event_name
-from ._workflow import DurableWorkflow, workflow
+from ._workflow import Approvers, DurableWorkflow, workflow
 
 __all__ = [
+    "Approvers",
     "DEFAULT_FAST_STEP_TIMEOUT",
     "DEFAULT_HEARTBEAT_TIMEOUT",
     "DEFAULT_RETRY",
@@ -73,6 +75,7 @@ __all__ = [
     "DurableWorkflow",
     "Duration",
     "Event",
+    "EventConflict",
     "EventError",
     "EventNotAcknowledged",
     "EventReceipt",

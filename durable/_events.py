@@ -38,6 +38,19 @@ class EventError(DurableError, ValueError):
     """An event was refused: malformed, too large, or of an unknown type. Nothing was stored."""
 
 
+class EventConflict(EventError):
+    """An event id that was stored before came again with another type, other data or another
+    org. Nothing was stored; the first event stands. Send new content under a new id."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(
+            f"event id {event_id!r} was already used for an event of another type, data or org;"
+            f" nothing was stored (the same id with the same content is an idempotent duplicate;"
+            f" new content needs a new id)"
+        )
+
+
 class EventNotAcknowledged(DurableError):
     """The event store could not be reached, so the event was not acknowledged. It may or may
     not have been stored: send it again with the same id (a duplicate is acted on once)."""

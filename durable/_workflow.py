@@ -59,6 +59,7 @@ class DurableWorkflow(Generic[In, Out]):
     waits: tuple[Wait, ...] = ()
     throttle: Throttle | None = None
     concurrency: Concurrency | None = None
+    approvers: Approvers = field(default_factory=lambda: Approvers())
 
     @property
     def event_types(self) -> list[type[Event[Any]]]:
@@ -83,6 +84,25 @@ class DurableWorkflow(Generic[In, Out]):
     @property
     def qualname(self) -> str:
         return str(self.fn.__qualname__)
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """Who may answer a workflow's approvals through the HTTP API.
+
+    Attributes:
+        scope: The scope an approving principal needs (default `approve`).
+        principals: When not empty, only these principals may approve, by name as the API
+            records them: `key:<key name>` or `oidc:<subject>`.
+    """
+
+    scope: str = "approve"
+    principals: tuple[str, ...] = ()
+
+    def allow(self, name: str, scopes: frozenset[str]) -> bool:
+        if self.principals and name not in self.principals:
+            return False
+        return self.scope in scopes or "admin" in scopes
 
 
 def _check_waits(id: str, trigger_event: type[Event[Any]] | None, waits: tuple[Wait, ...]) -> None:
@@ -114,6 +134,7 @@ def workflow(
     description: str = "",
     throttle: ThrottleSpec | None = None,
     concurrency: ConcurrencySpec | None = None,
+    approvers: Approvers | None = None,
 ) -> Callable[[RunFn[In, Out]], DurableWorkflow[In, Out]]:
     """Define a durable workflow from `async def run(ctx, input: In) -> Out`.
 
@@ -132,6 +153,8 @@ def workflow(
             the key is a path on the trigger event such as `data.conversation_id`.
         concurrency: `Concurrency(key, limit)` or `(key, limit)`: at most `limit` runs per key
             at once; later runs wait for a slot.
+        approvers: `Approvers(scope=..., principals=(...))`: who may answer its approvals
+            through the API (default: any principal of the run's org with scope `approve`).
     """
     trigger_event = trigger if isinstance(trigger, type) and issubclass(trigger, Event) else None
     if trigger_event is not None:
@@ -157,6 +180,7 @@ def workflow(
             waits=declared,
             throttle=throttled,
             concurrency=limited,
+            approvers=approvers or Approvers(),
         )
 
     return wrap

@@ -15,6 +15,7 @@ from ._fleet import (
     WorkerRecord,
     pool_task_queue,
 )
+from ._keys import ApiKey, KeyRefused, KeyStore, NewKey, org_of_key
 from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._pm import PmStore
@@ -29,6 +30,11 @@ from ._sessions import (
 )
 
 __all__ = [
+    "ApiKey",
+    "KeyRefused",
+    "KeyStore",
+    "NewKey",
+    "org_of_key",
     "CONNECTION_ERRORS",
     "LOST_ATTEMPT",
     "MIGRATIONS",

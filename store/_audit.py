@@ -11,7 +11,7 @@ refuses a write for another (`WITH CHECK`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,17 +48,24 @@ _COLUMNS = (
 )
 
 
+@asynccontextmanager
+async def as_org(pool: asyncpg.Pool, org_id: str) -> AsyncIterator[Any]:
+    """A connection in a transaction as the application role (`SET LOCAL ROLE durable_app`),
+    with `app.org_id` set to `org_id`: what every row-level-security policy reads. Both end with
+    the transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
+        await conn.execute("SELECT set_config('app.org_id', $1, true)", org_id)
+        yield conn
+
+
 class StepAudit:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    @asynccontextmanager
-    async def as_org(self, org_id: str) -> AsyncIterator[Any]:
+    def as_org(self, org_id: str) -> AbstractAsyncContextManager[Any]:
         """A connection in a transaction as the application role, scoped to `org_id`."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-            await conn.execute("SELECT set_config('app.org_id', $1, true)", org_id)
-            yield conn
+        return as_org(self.pool, org_id)
 
     async def record(self, row: StepAttempt) -> None:
         """Write an attempt's row, and rows for earlier attempts of the step that never

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from opentelemetry.trace import TracerProvider
 
-from durable import Tenancy
+from durable import EventConflict, Tenancy
 from durable._limits import SLOT_GRANTED
 
 from ._tracing import db_spans, store_tracer
@@ -213,6 +213,18 @@ class EventStore:
             tenancy.model_dump_json() if tenancy is not None else None,
         )
         throttled: list[str] = []
+        org_id = tenancy.org_id if tenancy is not None else ""
+        if received is None:
+            same = await conn.fetchval(
+                "SELECT type = $2 AND data = $3::jsonb"
+                " AND coalesce(tenancy->>'org_id', '') = $4 FROM events WHERE id = $1",
+                event_id,
+                event_type,
+                json.dumps(data),
+                org_id,
+            )
+            if same is False:
+                raise EventConflict(event_id)
         if received is not None:
             for start in starts:
                 at: datetime | None = received
@@ -241,7 +253,7 @@ class EventStore:
                     SELECT DISTINCT ON (workflow_id) workflow_id, run_id, step_id
                     FROM waits
                     WHERE state = 'open' AND event_type = $2 AND $3::jsonb @> match
-                      AND not_before <= $4
+                      AND not_before <= $4 AND (org_id IS NULL OR org_id = $5)
                     ORDER BY workflow_id, created_at
                 )
                 UPDATE waits w SET state = 'resolved', event_id = $1,
@@ -255,6 +267,7 @@ class EventStore:
                 event_type,
                 doc,
                 received,
+                org_id,
             )
             await conn.executemany(
                 "INSERT INTO deliveries (event_id, kind, workflow_id, step_id, run_id) "
@@ -282,9 +295,11 @@ class EventStore:
         event_type: str,
         match: dict[str, Any],
         not_before: datetime,
+        org_id: str = "",
     ) -> StoredEvent | None:
         """Open a wait, or claim the oldest stored event it matches that this workflow has not
         consumed; one transaction. Idempotent: a retried call returns what the first one did.
+        Only an event of the run's own org (`org_id`, '' for a run of none) resolves it.
 
         `not_before` is the run's start by the workflow's clock. It is moved back by
         CLOCK_SKEW and capped at the database's now: the two clocks differ (by a little on a
@@ -309,7 +324,7 @@ class EventStore:
                 """
                 SELECT e.id, e.type, e.data, e.received_at, e.tenancy FROM events e
                 WHERE e.type = $1 AND jsonb_build_object('data', e.data) @> $2::jsonb
-                  AND e.received_at >= $3
+                  AND e.received_at >= $3 AND coalesce(e.tenancy->>'org_id', '') = $5
                   AND NOT EXISTS (SELECT 1 FROM waits w
                                   WHERE w.workflow_id = $4 AND w.event_id = e.id)
                 ORDER BY e.received_at, e.id LIMIT 1
@@ -318,11 +333,12 @@ class EventStore:
                 json.dumps(match),
                 not_before,
                 workflow_id,
+                org_id,
             )
             await conn.execute(
                 "INSERT INTO waits (workflow_id, run_id, step_id, event_type, match, not_before,"
-                " state, event_id, closed_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8,"
-                " CASE WHEN $7 = 'resolved' THEN clock_timestamp() END)",
+                " state, event_id, closed_at, org_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7,"
+                " $8, CASE WHEN $7 = 'resolved' THEN clock_timestamp() END, $9)",
                 workflow_id,
                 run_id,
                 step_id,
@@ -331,6 +347,7 @@ class EventStore:
                 not_before,
                 "resolved" if row else "open",
                 row["id"] if row else None,
+                org_id,
             )
             return _event(row) if row else None
 
@@ -414,6 +431,16 @@ class EventStore:
             "SELECT id, type, data, received_at, tenancy FROM events WHERE id = $1", event_id
         )
         return _event(row) if row else None
+
+    @_span
+    async def open_wait_orgs(self, workflow_id: str) -> set[str]:
+        """The orgs of a run's open waits (empty when it waits for nothing)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT org_id FROM waits"
+            " WHERE workflow_id = $1 AND state = 'open' AND org_id IS NOT NULL",
+            workflow_id,
+        )
+        return {r["org_id"] for r in rows}
 
     @_span
     async def get(self, event_id: str) -> StoredEvent | None:

@@ -182,21 +182,35 @@ async def test_bad_events_are_refused_before_anything_is_sent(
 
 
 async def test_approve_and_send_event_store_once_and_report(
-    dev_server: EmbeddedTemporal, database_url: str, pool: asyncpg.Pool, task_queue: str
+    dev_server: EmbeddedTemporal,
+    database_url: str,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    tmp_path: Path,
 ) -> None:
-    env = {"TEMPORAL_ADDRESS": dev_server.address, "DATABASE_URL": database_url}
+    env = {
+        "TEMPORAL_ADDRESS": dev_server.address,
+        "DATABASE_URL": database_url,
+        "DURABLE_DATA_DIR": str(tmp_path),  # no `durable dev` key here: direct access
+    }
     code, out, err = await durable("approve", f"run-{task_queue}", "--notes", "ship it", env=env)
     assert code == 0, err
     receipt = json.loads(out)
     assert receipt["type"] == "rensei/approval.resolved"
     assert receipt["duplicate"] is False
+    stored = await pool.fetchval("SELECT data FROM events WHERE id = $1", receipt["id"])
+    assert json.loads(stored)["via"] == "cli" and json.loads(stored)["by"].startswith("operator:")
     data = {"run_id": f"run-{task_queue}", "decision": "approve"}
-    args = ["send-event", "rensei/approval.resolved", "-d", json.dumps(data), "--id", receipt["id"]]
+    args = ["send-event", "rensei/approval.resolved", "-d", json.dumps(data), "--id", "a-1"]
+    assert (await durable(*args, env=env))[0] == 0
     code, out, _ = await durable(*args, env=env)
     assert code == 0
     assert json.loads(out)["duplicate"] is True, "the same id twice is stored once"
-    stored = await pool.fetchval("SELECT count(*) FROM events WHERE id = $1", receipt["id"])
+    stored = await pool.fetchval("SELECT count(*) FROM events WHERE id = 'a-1'")
     assert stored == 1
+    other = [*args[:3], json.dumps({**data, "decision": "reject"}), *args[4:]]
+    code, out, err = await durable(*other, env=env)
+    assert code == 2 and "event id 'a-1' was already used" in err, "other content: refused"
     code, out, _ = await durable("waits", f"run-{task_queue}", env=env)
     assert code == 0
     assert "waits for no event" in out

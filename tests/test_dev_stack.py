@@ -8,10 +8,13 @@ import json
 import os
 import signal
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 from workers.embedded import free_port, port_in_use
 
@@ -123,6 +126,14 @@ async def test_the_first_command_runs_a_pm_agent_up_to_an_approval(tmp_path: Pat
         assert any(row.startswith("ENG-10 ") and "Ada Lovelace" in row for row in out.splitlines())
         code, out, _ = await durable("status", run_id, env=env)
         assert "status     completed" in out
+        code, out, _ = await durable("result", run_id, env=env)
+        decided_by = json.loads(out)["decided_by"]
+        assert decided_by.startswith("key:local-dev-") and decided_by.endswith("(via api)"), (
+            "the approval went through the API with the local key, and says so"
+        )
+        key_file = Path(env["DURABLE_DATA_DIR"]) / "api-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600, "only its owner reads the local key"
+        assert key_file.read_text().strip() not in stderr.text, "the key is never printed"
     assert "ENG-10  urgent  Ada Lovelace" in stderr.text, "the demo prints what changed"
     assert "HTTP Request" not in stderr.text, "no httpx request lines between the instructions"
 
@@ -163,12 +174,15 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         code, out, err = await durable("approve", run_id, env=env)
         assert code == 0, err
         event_id = json.loads(out)["id"]
-        found = await asyncio.to_thread(
-            urllib.request.urlopen, f"http://127.0.0.1:{api_port}/events/{event_id}", timeout=10
-        )
+        url = f"http://127.0.0.1:{api_port}/events/{event_id}"
+        key = (Path(env["DURABLE_DATA_DIR"]) / "api-key").read_text().strip()
+        asked = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+        found = await asyncio.to_thread(urllib.request.urlopen, asked, timeout=10)
         assert json.loads(found.read())["type"] == "rensei/approval.resolved", (
-            "the HTTP API of durable dev serves the event the CLI sent"
+            "the HTTP API of durable dev serves the event the CLI sent, to the local key"
         )
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            await asyncio.to_thread(urllib.request.urlopen, url, timeout=10)
         linear = await asyncio.to_thread(
             urllib.request.urlopen, f"http://127.0.0.1:{linear_port}/state", timeout=10
         )

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from activities.linear.local_schema import SchemaMissing, schema_path
 from activities.linear.local_server import LocalLinear
 from activities.linear.steps import LinearCredentials, LinearSteps
 from adapters.temporal import TemporalDurableClient, ensure_search_attributes, sync_schedules
-from store import EventStore, create_pool, migrate
+from store import EventStore, KeyStore, create_pool, migrate
 from store._pool import redact
 from workflows import registry as shipped_registry
 
@@ -92,6 +95,32 @@ async def start_local_linear(settings: Settings) -> tuple[LinearSteps | None, Lo
     return steps, server
 
 
+LOCAL_KEY_SCOPES = ["events:send", "runs:start", "runs:read", "approve"]
+
+
+async def ensure_local_key(pool: Any, settings: Settings) -> str:
+    """The API key of org `local` the CLI uses in this dev stack: the one in
+    DURABLE_DATA_DIR/api-key while it is still valid, else a new one written there (0600)."""
+    keys = KeyStore(pool)
+    path = settings.local_key_file
+    with contextlib.suppress(OSError):
+        existing = path.read_text().strip()
+        found = await keys.verify(existing)
+        if found is not None and found.usable_at(datetime.now(UTC)):
+            return existing
+    made = await keys.create(
+        LOCAL_ORG,
+        f"local-dev-{datetime.now(UTC):%Y%m%dT%H%M%S%f}",
+        LOCAL_KEY_SCOPES,
+        created_by="durable dev",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(made.secret + "\n")
+    return made.secret
+
+
 async def run_dev(
     settings: Settings,
     after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None = None,
@@ -109,6 +138,7 @@ async def run_dev(
         try:
             applied = await migrate(pool)
             say(f"database ready ({len(applied)} migration(s) applied now)")
+            await ensure_local_key(pool, settings)
             client = await connect_temporal(settings, telemetry)
             await ensure_search_attributes(client, create=settings.temporal_address is None)
             linear, local_linear = await start_local_linear(settings)
@@ -126,6 +156,7 @@ async def run_dev(
                 say(f"  Temporal UI      {ui or '(external cluster: use its UI)'}")
                 say(f"  Temporal         {address}  namespace={settings.temporal_namespace}")
                 say(f"  task queue       {settings.task_queue}")
+                say(f"  API key (local)  in {settings.local_key_file} (the CLI uses it)")
                 say(f"  DATABASE_URL     {redact(database_url)}")
                 if local_linear is not None:
                     say(f"  Linear (local)   {local_linear.url}  for org {LOCAL_ORG!r}")

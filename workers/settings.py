@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     temporal_port: int = Field(default=7233, alias="DURABLE_TEMPORAL_PORT")
     ui_port: int = Field(default=8233, alias="DURABLE_UI_PORT")
     api_port: int = Field(default=8400, alias="DURABLE_API_PORT")
+    api_host: str = Field(default="127.0.0.1", alias="DURABLE_API_HOST")
+    # What the CLI sends events and approvals with: an API key (`durable keys create`; in
+    # `durable dev`, the local key it writes to DURABLE_DATA_DIR/api-key), to this API.
+    api_key: SecretStr | None = Field(default=None, alias="DURABLE_API_KEY")
+    api_url: str | None = Field(default=None, alias="DURABLE_API_URL")
     max_concurrent_activities: int = Field(default=100, alias="DURABLE_MAX_CONCURRENT_ACTIVITIES")
     graceful_shutdown_seconds: float = Field(
         default=30.0, alias="DURABLE_GRACEFUL_SHUTDOWN_SECONDS"
@@ -104,9 +109,6 @@ class Settings(BaseSettings):
     fleet_issuer: str = Field(default="durable", alias="DURABLE_FLEET_ISSUER")
     fleet_audience: str = Field(default="durable-workers", alias="DURABLE_FLEET_AUDIENCE")
     fleet_jwt_ttl_seconds: int = Field(default=900, alias="DURABLE_FLEET_JWT_TTL_SECONDS", ge=60)
-    # Pool, route and token management over HTTP (/api/execution/..., /api/projects/...):
-    # the bearer token it takes. Unset: those endpoints answer 503 (the CLI still works).
-    admin_token: SecretStr | None = Field(default=None, alias="DURABLE_ADMIN_TOKEN")
     # The legacy shared worker key (transitional): accepted only on the session endpoints the
     # old model kept on it, only when DURABLE_LEGACY_WORKER_KEY_ENABLED is true, and every use
     # logs a deprecation warning.
@@ -118,6 +120,24 @@ class Settings(BaseSettings):
     @property
     def fleet_heartbeat_grace(self) -> timedelta:
         return timedelta(seconds=self.fleet_heartbeat_grace_seconds)
+
+    @property
+    def local_key_file(self) -> Path:
+        """Where `durable dev` keeps the local org's API key for the CLI."""
+        return self.data_dir / "api-key"
+
+    def cli_api_key(self) -> str | None:
+        """DURABLE_API_KEY, else the key `durable dev` wrote, else None."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        try:
+            return self.local_key_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    @property
+    def effective_api_url(self) -> str:
+        return (self.api_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
 
     @property
     def linear_configured(self) -> bool:

@@ -13,7 +13,11 @@ class Approval(BaseModel):
     run_id: str  # the run that waits, e.g. where={"data.run_id": ctx.workflow_id}
     decision: Literal["approve", "reject", "revise"]
     notes: str = ""
-    by: str = ""
+    by: str = ""  # who decided: through the API, the principal (`key:<name>`, `oidc:<sub>`)
+    # How the decision came: `api` (set by the HTTP API from a verified credential), `cli`
+    # (`durable approve` with direct database access), or '' (a signal sent straight to
+    # Temporal, which Temporal itself authorized).
+    via: str = ""
     # Which item of the run's request this answers (an audit asks per finding, e.g. "F2");
     # empty: the request as a whole.
     item: str = ""

@@ -10,6 +10,7 @@ from api import create_app
 from api.server import ApiServer
 from store import EventStore
 from tests.events.test_http import call
+from tests.keys import bearer, make_key
 from workers.embedded import free_port
 
 from .conftest import Agents
@@ -25,6 +26,8 @@ async def test_a_session_is_read_over_http_by_its_org(agents: Agents) -> None:
         ),
         tenancy=durable.Tenancy(org_id="org-a"),
     )
+    org_a = bearer(await make_key(agents.pool, "org-a", "runs:read"))
+    org_b = bearer(await make_key(agents.pool, "org-b", "runs:read"))
     async with agents.running() as client:
         (session_id,) = (await client.send_event(request)).started
         completion = await client.get(session_id).result()
@@ -32,9 +35,11 @@ async def test_a_session_is_read_over_http_by_its_org(agents: Agents) -> None:
         await server.start()
         try:
             url = f"{server.address}/sessions/{session_id}"
-            mine = await asyncio.to_thread(call, "GET", url, None, {"X-Durable-Org": "org-a"})
-            theirs = await asyncio.to_thread(call, "GET", url, None, {"X-Durable-Org": "org-b"})
+            mine = await asyncio.to_thread(call, "GET", url, None, org_a)
+            theirs = await asyncio.to_thread(call, "GET", url, None, org_b)
             anonymous = await asyncio.to_thread(call, "GET", url)
+            # Naming another org is not a way in: only an admin may, and that is logged.
+            named = await asyncio.to_thread(call, "GET", f"{url}?org=org-a", None, org_b)
         finally:
             await server.stop()
     status, body = mine
@@ -43,5 +48,6 @@ async def test_a_session_is_read_over_http_by_its_org(agents: Agents) -> None:
     assert body["result"]["proposals"][0]["issue_id"] == "T-1"
     assert body["agent_id"] == "pm-backlog-triage", "the agent the session worked for"
     assert theirs[0] == 404 and session_id in theirs[1]["error"]
-    assert anonymous[0] == 400
+    assert anonymous[0] == 401 and "needs a credential" in anonymous[1]["error"]
+    assert named[0] == 403 and "may read only org 'org-b'" in named[1]["error"]
     assert completion.agent_id == "pm-backlog-triage", "the completion bridge carries it"

@@ -20,6 +20,7 @@ from api import create_app
 from api.server import ApiServer
 from store import LOST_ATTEMPT, EventStore, StepAttempt, StepAudit
 from tests.events.test_http import call
+from tests.keys import bearer, make_key
 from tests.test_cli import durable as durable_cli
 from workers.embedded import EmbeddedTemporal, free_port
 
@@ -262,13 +263,14 @@ async def test_operators_read_a_runs_steps_over_http_and_cli_for_their_org_only(
     two_orgs: tuple[str, str, str, str],
 ) -> None:
     org_a, run_a, org_b, _ = two_orgs
+    keys = {org: await make_key(pool, org, "runs:read") for org in (org_a, org_b)}
     client = TemporalDurableClient(dev_client, REGISTRY, "unused")
     server = ApiServer(create_app(client, REGISTRY, EventStore(pool)), free_port())
     await server.start()
     try:
 
         def get(run_id: str, org_id: str | None) -> tuple[int, dict[str, Any]]:
-            headers = {} if org_id is None else {"X-Durable-Org": org_id}
+            headers = {} if org_id is None else bearer(keys[org_id])
             return call("GET", f"{server.address}/runs/{run_id}/steps", headers=headers)
 
         mine = await asyncio.to_thread(get, run_a, org_a)
@@ -284,7 +286,7 @@ async def test_operators_read_a_runs_steps_over_http_and_cli_for_their_org_only(
     assert mine[1]["steps"][0]["duration_ms"] >= 0
     assert theirs == (200, {"run_id": run_a, "steps": []}), "no hint the run exists"
     assert nothing == (200, {"run_id": "no-such-run", "steps": []})
-    assert anonymous[0] == 400 and "X-Durable-Org" in anonymous[1]["error"]
+    assert anonymous[0] == 401 and "needs a credential" in anonymous[1]["error"]
 
     env = {"TEMPORAL_ADDRESS": dev_server.address, "DATABASE_URL": database_url}
     code, out, err = await durable_cli("steps", run_a, "--org", org_a, "--json", env=env)

@@ -22,9 +22,16 @@ def rid() -> str:
 
 
 def resolved(
-    request_id: str, decision: str = "approve", event_id: str | None = None
+    request_id: str,
+    decision: str = "approve",
+    event_id: str | None = None,
+    tenancy: durable.Tenancy | None = None,
 ) -> ApprovalResolved:
-    event = ApprovalResolved(data=Resolved(request_id=request_id, decision=decision))
+    """The answer to a request; of `tenancy`'s org (none: of no org), as only an event of a
+    run's own org resolves its wait."""
+    event = ApprovalResolved(
+        data=Resolved(request_id=request_id, decision=decision), tenancy=tenancy
+    )
     return event.model_copy(update={"id": event_id}) if event_id else event
 
 

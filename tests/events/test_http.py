@@ -15,6 +15,7 @@ import pytest
 
 from api import create_app
 from api.server import ApiServer
+from tests.keys import bearer, make_key
 from workers.embedded import free_port
 
 from .conftest import Events
@@ -69,11 +70,14 @@ async def test_bad_requests_get_a_4xx_that_says_why_and_store_nothing(
     events: Events, pool: asyncpg.Pool, body: bytes, status: int, message: str
 ) -> None:
     before = await pool.fetchval("SELECT count(*) FROM events")
+    key = await make_key(pool, "org-http")
     async with events.running() as client:
         server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
         await server.start()
         try:
-            got, answer = await asyncio.to_thread(call, "POST", f"{server.address}/events", body)
+            got, answer = await asyncio.to_thread(
+                call, "POST", f"{server.address}/events", body, bearer(key)
+            )
         finally:
             await server.stop()
     assert got == status
@@ -82,16 +86,17 @@ async def test_bad_requests_get_a_4xx_that_says_why_and_store_nothing(
 
 
 async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
-    events: Events,
+    events: Events, pool: asyncpg.Pool
 ) -> None:
     request = f"req-{uuid.uuid4()}"
+    auth = bearer(await make_key(pool, "org-http"))
     async with events.running() as client:
         server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
         await server.start()
         try:
             trigger = {"type": "tests/approval.requested", "data": {"request_id": request}}
             status, started = await asyncio.to_thread(
-                call, "POST", f"{server.address}/events", json.dumps(trigger).encode()
+                call, "POST", f"{server.address}/events", json.dumps(trigger).encode(), auth
             )
             assert status == 202
             run_id = started["started"][0]
@@ -102,14 +107,16 @@ async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
                 "data": {"request_id": request, "decision": "approve"},
             }
             status, receipt = await asyncio.to_thread(
-                call, "POST", f"{server.address}/events", json.dumps(answer).encode()
+                call, "POST", f"{server.address}/events", json.dumps(answer).encode(), auth
             )
             assert (status, receipt["delivered"]) == (202, [run_id])
             out = await client.get(run_id).result()
             status, found = await asyncio.to_thread(
-                call, "GET", f"{server.address}/events/answer-{request}"
+                call, "GET", f"{server.address}/events/answer-{request}", None, auth
             )
-            missing, _ = await asyncio.to_thread(call, "GET", f"{server.address}/events/nope")
+            missing, _ = await asyncio.to_thread(
+                call, "GET", f"{server.address}/events/nope", None, auth
+            )
         finally:
             await server.stop()
     assert out.decisions == ["approve"]
@@ -121,8 +128,11 @@ async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
     assert missing == 404
 
 
-async def test_get_event_shows_throttled_and_delayed_starts(events: Events) -> None:
+async def test_get_event_shows_throttled_and_delayed_starts(
+    events: Events, pool: asyncpg.Pool
+) -> None:
     conversation = f"conv-{uuid.uuid4()}"
+    auth = bearer(await make_key(pool, "org-http"))
     async with events.running() as client:
         server = ApiServer(create_app(client, REGISTRY, events.ingress.store), free_port())
         await server.start()
@@ -135,19 +145,19 @@ async def test_get_event_shows_throttled_and_delayed_starts(events: Events) -> N
                     "data": {"conversation_id": conversation},
                 }
                 status, _ = await asyncio.to_thread(
-                    call, "POST", f"{server.address}/events", json.dumps(body).encode()
+                    call, "POST", f"{server.address}/events", json.dumps(body).encode(), auth
                 )
                 assert status == 202
             status, found = await asyncio.to_thread(
-                call, "GET", f"{server.address}/events/{ids[2]}"
+                call, "GET", f"{server.address}/events/{ids[2]}", None, auth
             )
         finally:
             await server.stop()
-            await client.get(f"tests/throttled.run:{ids[2]}").temporal.terminate("test over")
+            await client.get(f"tests/throttled.run:@org-http/{ids[2]}").temporal.terminate("over")
     assert status == 200
     by_run = {d["run_id"]: d for d in found["deliveries"]}
-    skipped = by_run[f"tests/dedupe.run:{ids[2]}"]
+    skipped = by_run[f"tests/dedupe.run:@org-http/{ids[2]}"]
     assert skipped["state"] == "throttled" and "starts_in_seconds" not in skipped
-    delayed = by_run[f"tests/throttled.run:{ids[2]}"]
+    delayed = by_run[f"tests/throttled.run:@org-http/{ids[2]}"]
     assert delayed["state"] == "delivered"
     assert 3500 < delayed["starts_in_seconds"] <= 3600, "the third start in an hour waits"

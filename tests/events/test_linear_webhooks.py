@@ -450,13 +450,20 @@ async def test_an_issue_update_resolves_the_run_waiting_for_that_issue(
         build_worker(dev_client, WATCH, task_queue, events=ingress, extra_passthrough=[__name__]),
         serving(client, ingress.store) as address,
     ):
-        waiting = await client.start(watch_issue, Watch(issue_id=issue))
-        other = await client.start(watch_issue, Watch(issue_id=f"{issue}-other"))
+        # A webhook's event belongs to its Linear workspace: runs of that org wait for it.
+        of_org = durable.Tenancy(org_id=ORG)
+        waiting = await client.start(watch_issue, Watch(issue_id=issue), tenancy=of_org)
+        other = await client.start(watch_issue, Watch(issue_id=f"{issue}-other"), tenancy=of_org)
+        elsewhere = await client.start(
+            watch_issue, Watch(issue_id=issue), tenancy=durable.Tenancy(org_id="org-other")
+        )
         await until_waiting(client, waiting.id)
+        await until_waiting(client, elsewhere.id)
         status, receipt = await deliver(address, issue_updated(issue))
         out = await asyncio.wait_for(waiting.result(), 30)
         await other.cancel("test over")
-    assert (status, receipt["delivered"]) == (200, [waiting.id])
+        await elsewhere.cancel("test over")
+    assert (status, receipt["delivered"]) == (200, [waiting.id]), "not another org's run"
     assert out == Seen(
         event_id=receipt["id"], state="In Progress", changed=["stateId", "updatedAt"]
     )

@@ -473,6 +473,7 @@ async def test_http_ingress_answers_503_while_postgres_is_down(
 ) -> None:
     from api import create_app
     from api.server import ApiServer
+    from tests.keys import bearer, make_key
     from workers.embedded import free_port
 
     from .test_http import call
@@ -483,17 +484,28 @@ async def test_http_ingress_answers_503_while_postgres_is_down(
         client = TemporalDurableClient(dev_client, REGISTRY, task_queue, events=ingress)
         server = ApiServer(create_app(client, REGISTRY, store), free_port())
         await server.start()
+        auth, unchecked = bearer(await make_key(pool, "org-down")), await make_key(pool, "org-down")
         try:
+            # A key verified a moment ago is still known while the database is down.
+            warm = await asyncio.to_thread(call, "GET", f"{server.address}/events/x", None, auth)
             await postgres.crash()
             data = {"request_id": "r", "decision": "approve"}
             body = {"type": "tests/approval.resolved", "id": "down-1", "data": data}
             posted = await asyncio.to_thread(
-                call, "POST", f"{server.address}/events", json.dumps(body).encode()
+                call, "POST", f"{server.address}/events", json.dumps(body).encode(), auth
             )
-            looked_up = await asyncio.to_thread(call, "GET", f"{server.address}/events/down-1")
+            looked_up = await asyncio.to_thread(
+                call, "GET", f"{server.address}/events/down-1", None, auth
+            )
+            new_key = await asyncio.to_thread(
+                call, "GET", f"{server.address}/events/down-1", None, bearer(unchecked)
+            )
             await postgres.start_again()
         finally:
             await server.stop()
+    assert warm[0] == 404
+    assert new_key[0] == 503 and "cannot check the API key now" in new_key[1]["error"]
+    assert unchecked not in new_key[1]["error"]
     status, answer = posted
     assert status == 503
     assert "'down-1'" in answer["error"] and "Send it again with the same id" in answer["error"]

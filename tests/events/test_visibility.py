@@ -59,7 +59,7 @@ async def test_filter_runs_by_org_status_and_what_they_wait_on(events: Events) -
         other = f'DurableOrgId = "org-other-{uuid.uuid4().hex[:6]}"'
         assert [wf.id async for wf in events.client.list_workflows(other)] == []
 
-        await client.send_event(resolved(request))
+        await client.send_event(resolved(request, tenancy=tenancy))
         await manual.result()
         await client.get(by_event).result()
         running = await listed(

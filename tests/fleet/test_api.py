@@ -19,12 +19,13 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from api.auth import Authenticator
 from api.fleet import FleetApi
-from store import FleetStore, NewSession, SessionStore
+from store import FleetStore, KeyStore, NewSession, SessionStore
+from tests.keys import make_key
 from workers.fleet import RuntimeKeys
 from workers.fleet.admin import create_registration_token
 
-ADMIN = "admin-secret"
 LEGACY = "legacy-shared-key"
 UNAUTHORIZED = {"error": "unauthorized"}
 
@@ -70,7 +71,7 @@ def app_with(pool: asyncpg.Pool, keys: RuntimeKeys, *, legacy: bool = False) -> 
         FleetStore(pool),
         SessionStore(pool),
         keys,
-        admin_token=SecretStr(ADMIN),
+        admins=Authenticator(KeyStore(pool)),
         legacy_worker_key=SecretStr(LEGACY) if legacy else None,
     )
     return Starlette(routes=fleet.routes())
@@ -392,14 +393,21 @@ async def test_the_legacy_worker_key_is_off_by_default_and_only_for_session_prog
 
 
 async def test_pool_route_and_token_management_over_http(api: Api, pool: asyncpg.Pool) -> None:
-    admin = {**bearer(ADMIN), "X-Durable-Org": api.org}
-    off = FleetApi(api.store, SessionStore(pool), api.keys)  # no DURABLE_ADMIN_TOKEN
+    admin = bearer(await make_key(pool, api.org, "admin", name="fleet-admin"))
+    member = bearer(await make_key(pool, api.org, name="member"))
+    off = FleetApi(api.store, SessionStore(pool), api.keys)  # served outside the API's app
     transport = httpx.ASGITransport(app=Starlette(routes=off.routes()))
     async with httpx.AsyncClient(transport=transport, base_url="http://fleet") as http:
         closed = await http.get("/api/execution/pools", headers=admin)
     assert closed.status_code == 503
-    assert closed.json() == {"error": "fleet management over HTTP is off: set DURABLE_ADMIN_TOKEN"}
     assert (await api.http.get("/api/execution/pools", headers=bearer("nope"))).status_code == 401
+    refused = await api.http.get("/api/execution/pools", headers=member)
+    assert refused.status_code == 403 and "lacks the scope 'admin'" in refused.json()["error"]
+    # The org is the key's: a header naming another org changes nothing.
+    other = await api.http.get(
+        "/api/execution/pools", headers={**admin, "X-Durable-Org": "org-victim"}
+    )
+    assert {p["name"] for p in other.json()["pools"]} == {"local-a", "docker-b"}
     created = await api.http.post(
         "/api/execution/pools",
         headers=admin,

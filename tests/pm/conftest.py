@@ -138,9 +138,10 @@ async def waiting_at(pm: Pm, run_id: str, step_id: str, timeout: float = 60.0) -
 async def approve(
     client: TemporalDurableClient, run_id: str, decision: str = "approve", **data: str
 ) -> None:
-    """What `durable approve RUN_ID --decision ... --notes ... --item ...` sends."""
+    """What `durable approve RUN_ID --decision ... --notes ... --item ...` sends, for the org
+    the runs belong to (only an event of a run's own org resolves its wait)."""
     await client.send_event(
-        ApprovalResolved(data=Approval(run_id=run_id, decision=decision, **data))
+        ApprovalResolved(data=Approval(run_id=run_id, decision=decision, **data), tenancy=TENANCY)
     )
 
 

@@ -418,3 +418,18 @@ async def test_a_worker_with_bad_keys_stops_at_startup_naming_the_variable() -> 
     assert process.returncode == 2, text
     assert "error: bad configuration" in text and "key 'k1' is 16 bytes" in text
     assert key not in text and "Traceback" not in text
+
+
+async def test_the_api_will_not_serve_an_open_codec_beyond_loopback(tmp_path: Path) -> None:
+    from tests.test_cli import durable
+
+    env = {
+        "DURABLE_CODEC_KEYS": f"k1:{new_key()}",
+        "DURABLE_API_HOST": "0.0.0.0",
+        "DURABLE_DATA_DIR": str(tmp_path),
+    }
+    code, _, err = await durable("dev", "--no-demo", env=env)
+    assert code == 2
+    assert "the codec endpoint would answer anyone on 0.0.0.0" in err
+    assert "DURABLE_CODEC_TOKEN" in err
+    assert not (tmp_path / "postgres").exists(), "refused before anything started"

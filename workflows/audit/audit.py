@@ -246,7 +246,8 @@ async def _review(ctx: durable.WorkflowContext, params: AuditParams, state: Audi
         targets = [f for f in pending if decision.item in ("", f.id)]
         for finding in targets:
             decided_here += 1
-            finding.notes, finding.decided_by = decision.notes, decision.by
+            via = f" (via {decision.via})" if decision.by and decision.via else ""
+            finding.notes, finding.decided_by = decision.notes, decision.by + via
             if decision.decision == "approve":
                 finding.status = "approved"
             elif decision.decision == "reject" or finding.revisions >= params.max_revisions:

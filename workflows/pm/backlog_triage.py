@@ -100,6 +100,7 @@ class BacklogTriageOutput(BaseModel):
     rounds: int = 0
     sessions: list[str] = []
     error: str = ""
+    decided_by: str = ""  # who answered the review, and how: "key:ops (via api)"
 
 
 class _AgentFailed(Exception):
@@ -246,9 +247,10 @@ async def backlog_triage(
 
     out.rounds = decided.rounds
     out.status = decided.outcome
+    out.decided_by = decided.decided_by
+    who = f" by {decided.decided_by}" if decided.decided_by else ""
     if decided.outcome == "approved":
         out.applied = await _apply(ctx, team, decided.proposal.items, asked)
-        who = f" by {decided.by}" if decided.by else ""
         await thread.close(
             f"Approved{who}. Applied to {len(out.applied)} issue(s): "
             f"{', '.join(out.applied) or 'none'}.\n\n{proposal_table(decided.proposal.items)}",
@@ -263,7 +265,7 @@ async def backlog_triage(
     else:
         why = "Rejected" if decided.outcome == "rejected" else "Too many revisions"
         notes = f": {decided.notes}" if decided.notes else ""
-        await thread.close(f"{why}{notes}. Nothing was changed.", done=False)
+        await thread.close(f"{why}{who}{notes}. Nothing was changed.", done=False)
     if decided.outcome != "expired":
         await finished_run(ctx, AGENT_ID, team.id, now)
     return out

@@ -136,6 +136,12 @@ class Reviewed(Generic[T]):
     rounds: int
     notes: str = ""
     by: str = ""
+    via: str = ""
+
+    @property
+    def decided_by(self) -> str:
+        """Who decided and how, for outcomes and comments: `key:ops (via api)`."""
+        return f"{self.by} (via {self.via})" if self.by and self.via else self.by
 
 
 async def review(
@@ -168,7 +174,12 @@ async def review(
             "revise": "revisions-exhausted",
         }[answer.decision]  # type: ignore[assignment]
         return Reviewed(
-            outcome=outcome, proposal=proposal, rounds=rounds, notes=answer.notes, by=answer.by
+            outcome=outcome,
+            proposal=proposal,
+            rounds=rounds,
+            notes=answer.notes,
+            by=answer.by,
+            via=answer.via,
         )
 
 

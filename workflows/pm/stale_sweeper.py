@@ -87,6 +87,7 @@ class StaleSweepOutput(BaseModel):
     review_issue: str = ""
     rounds: int = 0
     error: str = ""
+    decided_by: str = ""  # who answered the review, and how: "key:ops (via api)"
 
 
 class _AgentFailed(Exception):
@@ -213,10 +214,12 @@ async def stale_sweeper(
         await thread.close(f"Stopped: {failed}", done=False)
         return out
     out.status, out.rounds = decided.outcome, decided.rounds
+    out.decided_by = decided.decided_by
+    who = f" by {decided.decided_by}" if decided.decided_by else ""
     if decided.outcome == "approved":
         await _apply(ctx, team, decided.proposal.items, asked, params.stale_days, out)
         summary = (
-            f"Approved. Closed {len(out.closed)}: {', '.join(out.closed) or 'none'}; "
+            f"Approved{who}. Closed {len(out.closed)}: {', '.join(out.closed) or 'none'}; "
             f"pinged {len(out.pinged)}: {', '.join(out.pinged) or 'none'}."
         )
     elif decided.outcome == "expired":
@@ -227,7 +230,7 @@ async def stale_sweeper(
     else:
         notes = f": {decided.notes}" if decided.notes else ""
         why = "Rejected" if decided.outcome == "rejected" else "Too many revisions"
-        summary = f"{why}{notes}. Nothing was changed."
+        summary = f"{why}{who}{notes}. Nothing was changed."
     await thread.close(summary, done=decided.outcome == "approved")
     if decided.outcome != "expired":
         await finished_run(ctx, AGENT_ID, team.id, now)

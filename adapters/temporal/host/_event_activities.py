@@ -104,6 +104,8 @@ class EventActivities:
             input.event_type,
             input.match,
             input.not_before,
+            # The run's org, from the step's tenancy: only an event of that org resolves it.
+            org_id=durable.activity_context().info.tenancy.org_id,
         )
         return MaybeEvent(event=stored.document() if stored else None)
 
