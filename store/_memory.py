@@ -98,6 +98,23 @@ class MemoryStore:
         ]
 
     @_span
+    async def pending_orgs(self, *, org_id: str | None, exclude_agents: list[str]) -> list[str]:
+        """The orgs ('' for sessions of no org) with completed sessions not yet consolidated;
+        only `org_id` itself when it is given. Nothing of the sessions but their org."""
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT s.org_id
+               FROM agent_sessions s
+               LEFT JOIN memory_consolidated m ON m.session_id = s.session_id
+               WHERE s.status = 'completed' AND m.session_id IS NULL
+                 AND ($1::text IS NULL OR s.org_id = $1)
+                 AND NOT (s.agent_id = ANY($2::text[]))
+               ORDER BY s.org_id""",
+            org_id,
+            exclude_agents,
+        )
+        return [r["org_id"] for r in rows]
+
+    @_span
     async def note(self, org_id: str, project: str) -> MemoryNote | None:
         row = await self.pool.fetchrow(
             "SELECT org_id, project, note, sessions, updated_by, updated_at FROM project_memory"

@@ -7,7 +7,7 @@ from .audit import AUDIT_EVENTS, AUDIT_WORKFLOWS
 from .events import ApprovalResolved
 from .example import example, summarise
 from .linear_events import LINEAR_EVENTS
-from .memory import consolidate_memory
+from .memory import consolidate_memory, consolidate_org
 from .pm import pm_events, pm_schedules, pm_workflows
 
 
@@ -23,6 +23,7 @@ def registry() -> Registry:
             *pm_workflows(),
             *AUDIT_WORKFLOWS,
             consolidate_memory,
+            consolidate_org,
         ],
         [plan, research, compose],
         [ApprovalResolved, *LINEAR_EVENTS, *AGENT_EVENTS, *pm_events(), *AUDIT_EVENTS],

@@ -1,6 +1,7 @@
-"""Memory steps. A run with an org sees only that org's sessions and notes; a run without one
-(the scheduled, platform-wide consolidation) sees every org's, and writes each org's note under
-that org."""
+"""Memory steps. A run with an org sees only that org's sessions and notes. A run without one
+(the scheduled, platform-wide consolidation) finds which orgs have sessions to consolidate and
+starts a run of each org for them; asked for one org's sessions (`PendingQuery.org_id`), it sees
+only those ('' : the sessions of no org)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from store import MemoryStore
 class PendingQuery(BaseModel):
     limit: int = Field(500, ge=1, le=5000)
     exclude_agents: list[str] = []
+    # Only this org's sessions ('' : those of no org). None: the run's org's, or every org's
+    # for a run of none. A run of an org cannot ask for another's.
+    org_id: str | None = None
 
 
 class Outcome(BaseModel):
@@ -33,6 +37,10 @@ class PendingSessions(BaseModel):
     @property
     def count(self) -> int:
         return sum(len(g.sessions) for g in self.groups)
+
+
+class PendingOrgs(BaseModel):
+    orgs: list[str]  # '' : sessions of no org
 
 
 class NoteQuery(BaseModel):
@@ -64,6 +72,9 @@ class WrittenNote(BaseModel):
 pending_sessions = durable.declare_activity(
     "memory.pending-sessions", PendingQuery, PendingSessions, timeout="1m"
 )
+pending_orgs = durable.declare_activity(
+    "memory.pending-orgs", PendingQuery, PendingOrgs, timeout="1m"
+)
 current_note = durable.declare_activity("memory.current-note", NoteQuery, CurrentNote)
 write_note = durable.declare_activity(
     "memory.write-note",
@@ -84,15 +95,25 @@ def _scope(org_id: str) -> None:
         )
 
 
+def _gathered(asked: str | None) -> str | None:
+    """Whose sessions a gathering step sees: the run's org's; for a run of no org, the org it
+    asks for, or every org's (None)."""
+    own = durable.activity_context().info.tenancy.org_id
+    if not own:
+        return asked
+    if asked is not None:
+        _scope(asked)
+    return own
+
+
 class MemoryActivities:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
     @durable.implements(pending_sessions)
     async def pending_sessions(self, input: PendingQuery) -> PendingSessions:
-        org = durable.activity_context().info.tenancy.org_id or None
         found = await self._store.pending(
-            org_id=org, exclude_agents=input.exclude_agents, limit=input.limit
+            org_id=_gathered(input.org_id), exclude_agents=input.exclude_agents, limit=input.limit
         )
         groups: dict[tuple[str, str], ProjectGroup] = {}
         for s in found:
@@ -103,6 +124,13 @@ class MemoryActivities:
                 Outcome(session_id=s.session_id, agent_id=s.agent_id, summary=s.summary)
             )
         return PendingSessions(groups=[groups[k] for k in sorted(groups)])
+
+    @durable.implements(pending_orgs)
+    async def pending_orgs(self, input: PendingQuery) -> PendingOrgs:
+        orgs = await self._store.pending_orgs(
+            org_id=_gathered(input.org_id), exclude_agents=input.exclude_agents
+        )
+        return PendingOrgs(orgs=orgs)
 
     @durable.implements(current_note)
     async def current_note(self, input: NoteQuery) -> CurrentNote:

@@ -31,6 +31,7 @@ from .conftest import (
     product_worker,
     session,
     start,
+    with_org_runs,
     writes_waiting,
 )
 
@@ -221,8 +222,14 @@ async def test_the_nightly_schedule_takes_every_org_and_durable_start_one(
             assert isinstance(action.action, ScheduleActionExecutionStartWorkflow)
             run_id = action.action.workflow_id
             assert run_id.startswith("rensei/memory.consolidate.run:scheduled")
-            nightly: ConsolidateOutput = await asyncio.wait_for(client.get(run_id).result(), 60)
-            recorded = await history(client, run_id)
+            tick: ConsolidateOutput = await asyncio.wait_for(client.get(run_id).result(), 60)
+            assert tick.groups == [], "it does no org's work itself"
+            assert theirs in {r.org_id for r in tick.started}, "it starts a run of their org"
+            nightly = await with_org_runs(client, tick, {mine, theirs})
+            recorded = [await history(client, run_id)]
+            for started in tick.started:
+                if started.org_id == theirs:
+                    recorded.append(await history(client, started.run_id))
     finally:
         await schedule.delete()
     assert (theirs, "search") in {(g.org_id, g.project) for g in nightly.groups}
@@ -231,7 +238,7 @@ async def test_the_nightly_schedule_takes_every_org_and_durable_start_one(
     (my_note,) = await store.notes(mine)
     assert "their search lesson" in their_note.note and "my billing" not in their_note.note
     assert my_note.sessions == 1 and "their" not in my_note.note
-    await replay(registry(), [recorded])
+    await replay(registry(), recorded)
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ async def test_notes_stay_within_their_org(pm: Pm, local_linear: LocalLinear) ->
         assert [n.project for n in await store.notes(mine)] == ["billing"]
         assert await store.notes(theirs) == [], "a run of one org leaves another's alone"
         # The nightly run has no org: it consolidates every org, each under its own.
-        await consolidate(client, None)
+        await consolidate(client, None, of={mine, theirs})
     (my_note,) = await store.notes(mine)
     (their_note,) = await store.notes(theirs)
     assert "their billing secret" not in my_note.note and "my billing lesson" in my_note.note

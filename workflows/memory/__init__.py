@@ -2,14 +2,22 @@
 
 from .consolidate import (
     MEMORY_AGENT,
+    ORG_WORKFLOW,
     ConsolidateInput,
+    ConsolidateOrgRequested,
     ConsolidateOutput,
+    OrgRun,
     consolidate_memory,
+    consolidate_org,
 )
 
 __all__ = [
     "MEMORY_AGENT",
+    "ORG_WORKFLOW",
     "ConsolidateInput",
+    "ConsolidateOrgRequested",
     "ConsolidateOutput",
+    "OrgRun",
     "consolidate_memory",
+    "consolidate_org",
 ]

@@ -8,13 +8,20 @@ sessions it gathered. If another run (a manual one overlapping the nightly one) 
 note after this run read it, this run's write is refused and its sessions are left for the
 next run, rather than folding outcomes in twice or dropping the other run's.
 
-A scheduled run has no org: it is platform work across every org, and writes each org's note
-under that org. A run started with an org (`durable start rensei/memory.consolidate.run --org
-acme`) consolidates only that org's sessions. A run still going makes the next scheduled one
-skip. Its own sessions (agent `memory-consolidation`) are never consolidated.
+A run started with an org (`durable start rensei/memory.consolidate.run --org acme`)
+consolidates only that org's sessions. A scheduled run has no org: it is platform work across
+every org, so it does none of an org's work itself. It finds the orgs with sessions to
+consolidate and starts one run of each org (`rensei/memory.consolidate-org.run`, by an event
+of that org's tenancy), so each group's agent session, its dispatch and completion events, the
+wait for it and the note all belong to the group's org, never to org '' (which any reader of
+no org could read). Sessions of no org are consolidated by such a run of no org, which takes
+only those. A run still going makes the next scheduled one skip. Its own sessions (agent
+`memory-consolidation`) are never consolidated.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -26,12 +33,17 @@ from activities.memory import (
     ProjectGroup,
     WriteNote,
     current_note,
+    pending_orgs,
     pending_sessions,
     write_note,
 )
 from workflows.pm.common import consult_agent
 
 MEMORY_AGENT = "memory-consolidation"
+ORG_WORKFLOW = "rensei/memory.consolidate-org.run"
+# The patch that made a run of no org start a run per org instead of consolidating every org's
+# sessions itself, under org '' (runs begun before it replay the old path).
+PER_ORG_RUNS = "memory-per-org-runs"
 
 
 class ConsolidateInput(BaseModel):
@@ -48,21 +60,36 @@ class GroupResult(BaseModel):
     error: str = ""
 
 
+class OrgRun(BaseModel):
+    org_id: str
+    run_id: str
+
+
 class ConsolidateOutput(BaseModel):
     gathered: int = 0
     counted: int = 0
     groups: list[GroupResult] = []
+    started: list[OrgRun] = []  # a run of no org: the run of each org it started
+
+
+class ConsolidateOrgRequested(durable.Event[ConsolidateInput]):
+    """Consolidate the sessions of the event's org (its tenancy; none: the sessions of no org)."""
+
+    type: ClassVar[str] = "rensei/memory.consolidate.requested"
 
 
 def _label(group: ProjectGroup) -> str:
     return f"{group.org_id or '-'}/{group.project or '-'}"
 
 
-async def _consolidate(ctx: durable.WorkflowContext, input: ConsolidateInput) -> ConsolidateOutput:
+async def _consolidate(
+    ctx: durable.WorkflowContext, input: ConsolidateInput, org: str | None = None
+) -> ConsolidateOutput:
+    """Consolidate the sessions the run sees: its org's (or, asked, `org`'s only)."""
     pending = await ctx.step.run(
         "gather",
         pending_sessions,
-        PendingQuery(limit=input.max_sessions, exclude_agents=[MEMORY_AGENT]),
+        PendingQuery(limit=input.max_sessions, exclude_agents=[MEMORY_AGENT], org_id=org),
     )
     out = ConsolidateOutput(gathered=pending.count)
     for group in pending.groups:
@@ -115,6 +142,37 @@ async def _consolidate(ctx: durable.WorkflowContext, input: ConsolidateInput) ->
     return out
 
 
+async def _start_per_org(
+    ctx: durable.WorkflowContext, input: ConsolidateInput
+) -> ConsolidateOutput:
+    """A run of no org: start a run of each org with sessions to consolidate, under that org."""
+    pending = await ctx.step.run(
+        "orgs",
+        pending_orgs,
+        PendingQuery(limit=input.max_sessions, exclude_agents=[MEMORY_AGENT]),
+    )
+    out = ConsolidateOutput()
+    for org in pending.orgs:
+        event = ConsolidateOrgRequested(
+            data=input, tenancy=durable.Tenancy(org_id=org) if org else None
+        )
+        event_id = await ctx.step.send_event(f"start:{org}", event)
+        out.started.append(OrgRun(org_id=org, run_id=f"{ORG_WORKFLOW}:{event_id}"))
+    return out
+
+
+@durable.workflow(
+    ORG_WORKFLOW,
+    trigger=ConsolidateOrgRequested,
+    description="Fold one org's completed agent sessions into its memory notes, in that org",
+)
+async def consolidate_org(
+    ctx: durable.WorkflowContext, input: ConsolidateOrgRequested
+) -> ConsolidateOutput:
+    # Only the run's own org, even for a run of none: it never does another org's work.
+    return await _consolidate(ctx, input.data, org=ctx.tenancy.org_id)
+
+
 @durable.workflow(
     "rensei/memory.consolidate.run",
     trigger="0 3 * * *",
@@ -123,4 +181,7 @@ async def _consolidate(ctx: durable.WorkflowContext, input: ConsolidateInput) ->
 async def consolidate_memory(
     ctx: durable.WorkflowContext, input: ConsolidateInput
 ) -> ConsolidateOutput:
-    return await _consolidate(ctx, input)
+    if ctx.tenancy.org_id or not ctx.patched(PER_ORG_RUNS):
+        # A run of an org; or a run of none begun before PER_ORG_RUNS (replayed as it ran).
+        return await _consolidate(ctx, input)
+    return await _start_per_org(ctx, input)
