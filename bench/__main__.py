@@ -3,6 +3,7 @@
     python -m bench                 # full run (a few minutes)
     python -m bench --quick         # smaller samples
     python -m bench --events-only   # only the events section (send_event -> resume, burst)
+    python -m bench --auth-only     # only events over HTTP, API-key check on vs off
 
 Prints a markdown table to stdout (and bench/results/latest.md); progress goes to stderr.
 """
@@ -30,6 +31,8 @@ from store import create_pool, migrate
 from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
 from .audit import measure_audit
+from .auth import AuthResult, measure_auth
+from .auth import report as auth_report
 from .common import Row, pct, say
 from .events import Verdict, measure_events
 from .models import Inp
@@ -135,10 +138,11 @@ async def main(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     audit_rows: list[Row] = []
     verdicts: list[Verdict] = []
+    auth: AuthResult | None = None
     variants = {"wal": True, "default": False}
     async with contextlib.AsyncExitStack() as stack:
         pool = None
-        if args.events or args.audit:
+        if args.events or args.audit or args.auth_only:
             pool = await stack.enter_async_context(embedded_postgres())
         for index, name in enumerate(args.sqlite):
             with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -152,27 +156,38 @@ async def main(args: argparse.Namespace) -> int:
                 try:
                     client = await server.connect()
                     await ensure_search_attributes(client, create=True)
-                    if not args.events_only:
+                    if not args.events_only and not args.auth_only:
                         rows += await measure(client, args, f"sqlite {name}")
-                    if args.events and pool is not None and index == 0:  # first server only
-                        more, verdicts = await measure_events(
-                            client, pool, args, f"events, sqlite {name}"
-                        )
-                        rows += more
-                    if pool is not None and index == 0 and args.audit and not args.events_only:
-                        audit_rows += await measure_audit(
-                            client, pool, args, f"audit, sqlite {name}"
-                        )
+                    if pool is not None and index == 0:  # first server only
+                        if args.events and not args.auth_only:
+                            more, verdicts = await measure_events(
+                                client, pool, args, f"events, sqlite {name}"
+                            )
+                            rows += more
+                        if args.events and args.auth:
+                            auth = await measure_auth(
+                                client, pool, args, f"events over HTTP, sqlite {name}"
+                            )
+                            verdicts += auth.verdicts
+                        if args.audit and not args.events_only and not args.auth_only:
+                            audit_rows += await measure_audit(
+                                client, pool, args, f"audit, sqlite {name}"
+                            )
                 finally:
                     await server.stop()
-    table = "\n".join(
-        [
-            "| figure | raw temporalio | durable | ratio |",
-            "| --- | --- | --- | --- |",
-            *(row.line() for row in rows),
-        ]
-    )
-    report = table
+    report = ""
+    if rows:
+        report = "\n".join(
+            [
+                "| figure | raw temporalio | durable | ratio |",
+                "| --- | --- | --- | --- |",
+                *(row.line() for row in rows),
+            ]
+        )
+    if auth is not None:
+        report += "\n\n" if report else ""
+        report += "Events over HTTP, API-key check on vs off (the same org, the same runs):\n\n"
+        report += auth_report(auth)
     if audit_rows:
         report += "\n\nStep audit (baseline: the same durable workflow without the audit):\n\n"
         report += "\n".join(
@@ -239,12 +254,44 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--burst-concurrency", type=int, default=50, help="events sent at once in the burst"
     )
+    parser.add_argument(
+        "--auth-burst",
+        type=int,
+        default=250,
+        help="waiting runs and events per burst, auth section",
+    )
+    parser.add_argument(
+        "--auth-rounds",
+        type=int,
+        default=2,
+        help="rounds of 4 bursts (no auth, key, key, no auth) in the auth section",
+    )
+    parser.add_argument(
+        "--auth-calls", type=int, default=20000, help="Authenticator.principal calls, cached key"
+    )
+    parser.add_argument(
+        "--auth-db-calls",
+        type=int,
+        default=500,
+        help="Authenticator.principal calls, uncached key (one PostgreSQL lookup each)",
+    )
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument(
         "--no-events", dest="events", action="store_false", help="skip the events section"
     )
     sections.add_argument(
         "--events-only", action="store_true", help="only the events section (no step figures)"
+    )
+    sections.add_argument(
+        "--auth-only",
+        action="store_true",
+        help="only events over HTTP with the API-key check on vs off (first --sqlite only)",
+    )
+    parser.add_argument(
+        "--no-auth",
+        dest="auth",
+        action="store_false",
+        help="skip events over HTTP, key check on vs off, in the events section",
     )
     parser.add_argument(
         "--no-audit", dest="audit", action="store_false", help="skip the step-audit section"
@@ -253,6 +300,12 @@ def parse() -> argparse.Namespace:
     if args.quick:
         args.samples, args.ten_samples, args.runs = 15, 5, 100
         args.event_samples, args.burst = 50, 100
+        args.auth_calls, args.auth_db_calls = 2000, 100
+        args.auth_burst, args.auth_rounds = 100, 1
+    if args.auth_only:
+        if not args.auth:
+            parser.error("--auth-only and --no-auth exclude each other")
+        args.sqlite = args.sqlite[:1]  # the section runs on the first dev server only
     return args
 
 

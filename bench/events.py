@@ -9,12 +9,13 @@ have exactly one delivery, in state 'delivered', and no wait may still be open.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -56,6 +57,27 @@ async def task_done(handle: WorkflowHandle[Any, Any]) -> bool:
     )
 
 
+class Side(Protocol):
+    """What the latency and burst measurements need of a side."""
+
+    name: str
+
+    async def start(self) -> Waiting: ...
+
+    async def ready(self, run: Waiting) -> bool: ...
+
+    async def send(self, run: Waiting, event_id: str) -> None: ...
+
+    def stored_id(self, event_id: str) -> str:
+        """The id the run returns for the event sent as `event_id`."""
+        ...
+
+
+def slug(name: str) -> str:
+    """A side's name as it goes into event ids: "http, no auth" -> "http-no-auth"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 class RawSide:
     name = "raw"
 
@@ -77,6 +99,9 @@ class RawSide:
             RawWait.approval, RawEvent(id=event_id, data=Approval(run_id=run.id))
         )
 
+    def stored_id(self, event_id: str) -> str:
+        return event_id
+
 
 class DurableSide:
     name = "durable"
@@ -96,8 +121,8 @@ class DurableSide:
     async def send(self, run: Waiting, event_id: str) -> None:
         await self.client.send_event(Approved(id=event_id, data=Approval(run_id=run.id)))
 
-
-Side = RawSide | DurableSide
+    def stored_id(self, event_id: str) -> str:
+        return event_id
 
 
 async def until_waiting(side: Side, run: Waiting) -> None:
@@ -113,14 +138,15 @@ async def resume_latency(side: Side) -> tuple[float, float]:
     the run's result)."""
     run = await side.start()
     await until_waiting(side, run)
-    event_id = f"bench-{side.name}-{uuid.uuid4()}"
+    event_id = f"bench-{slug(side.name)}-{uuid.uuid4()}"
     begin = time.perf_counter()
     await side.send(run, event_id)
     sent = time.perf_counter()
     out = await asyncio.wait_for(run.result(), RESULT_TIMEOUT)
     done = time.perf_counter()
-    if out.event_id != event_id:
-        raise RuntimeError(f"{side.name} run {run.id} returned {out.event_id!r}, not {event_id!r}")
+    expected = side.stored_id(event_id)
+    if out.event_id != expected:
+        raise RuntimeError(f"{side.name} run {run.id} returned {out.event_id!r}, not {expected!r}")
     return (sent - begin) * 1000, (done - begin) * 1000
 
 
@@ -129,7 +155,7 @@ class Burst:
     side: str
     seconds: float
     runs: list[Waiting]
-    sent: dict[str, str]  # run id -> the id of the event sent to it
+    sent: dict[str, str]  # run id -> the id of the event sent to it, as stored
     got: dict[str, str | None]  # run id -> the event id it returned (None: no result)
     errors: list[str] = field(default_factory=list)
 
@@ -150,14 +176,15 @@ async def burst(side: Side, runs: int, concurrency: int) -> Burst:
     started = await asyncio.gather(*(start() for _ in range(runs)))
     await asyncio.gather(*(settle(run) for run in started))
     say(f"  {runs} {side.name} runs are waiting; sending {runs} events ...")
-    sent = {run.id: f"bench-{side.name}-burst-{uuid.uuid4()}" for run in started}
+    given = {run.id: f"bench-{slug(side.name)}-burst-{uuid.uuid4()}" for run in started}
+    sent = {run_id: side.stored_id(event_id) for run_id, event_id in given.items()}
     out = Burst(side.name, 0.0, started, sent, {})
     deadline = time.monotonic() + RESULT_TIMEOUT + runs * 0.2
 
     async def send(run: Waiting) -> None:
         async with gate:
             try:
-                await side.send(run, sent[run.id])
+                await side.send(run, given[run.id])
             except Exception as err:
                 out.errors.append(f"sending to {run.id}: {err!r}")
 
@@ -211,7 +238,7 @@ def check_results(result: Burst) -> tuple[set[str], set[str], list[str]]:
     return lost, duplicated, problems
 
 
-async def verify_durable(result: Burst, store: EventStore) -> Verdict:
+async def verify_durable(result: Burst, store: EventStore, side: str = "durable") -> Verdict:
     """What the runs returned, and in Postgres: each event has exactly one delivery, a signal
     to its own run, in state 'delivered'; no wait of these runs is still open."""
     lost, duplicated, problems = check_results(result)
@@ -238,7 +265,7 @@ async def verify_durable(result: Burst, store: EventStore) -> Verdict:
 
     await asyncio.gather(*(check(run_id, event_id) for run_id, event_id in result.sent.items()))
     return Verdict(
-        "durable",
+        side,
         len(result.sent),
         len(lost),
         len(duplicated),
