@@ -191,6 +191,13 @@ class WorkflowContext(ABC):
 
     @property
     @abstractmethod
+    def continued(self) -> bool:
+        """Whether this execution is one a `continue_as_new` began (not the run's first). An
+        input that carries state across executions should be trusted only then: the first
+        execution's input comes from whoever started the run."""
+
+    @property
+    @abstractmethod
     def continue_as_new_suggested(self) -> bool:
         """Whether the provider suggests continuing as new now (Temporal: the history nears
         its suggested size)."""

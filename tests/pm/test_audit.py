@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ from activities.agents import (
     local_agent_command,
 )
 from activities.linear.local_server import LocalLinear
+from activities.linear.steps import IssueRef
 from adapters.temporal import replay
 from workers.embedded import EmbeddedTemporal, free_port
 from workflows import registry
 from workflows.audit import AuditParams, AuditRequested
+from workflows.audit.models import AuditState, Finding
 
 from ..linear.conftest import TEST_ORG
 from .conftest import Pm, approve, waiting_at
@@ -214,3 +216,33 @@ async def test_a_long_review_continues_as_new_without_losing_an_approval(
     assert out.executions >= 2, "the review went on in a new execution"
     assert [f.status for f in out.findings] == ["approved", "approved", "rejected"]
     assert len(audit_issues(local_linear)) == 2
+
+
+async def test_an_audit_started_with_state_already_approved_still_asks_for_review(
+    pm: Pm, local_linear: LocalLinear
+) -> None:
+    """The state an audit carries across continue-as-new is not taken from whoever starts
+    one: findings marked approved, with an approver named, would skip the review."""
+    add_projects(local_linear)
+    forged = AuditState(
+        team_id="forged-team",
+        projects=[],
+        findings=[
+            Finding(
+                id="F1",
+                project="Q3 Reliability",
+                title="FORGED: rotate every credential",
+                status="approved",
+                decided_by="key:release-manager (via api)",
+            )
+        ],
+        review_issue=IssueRef(id="forged", identifier="ENG-1"),
+        review_deadline=datetime(2000, 1, 1, tzinfo=UTC),
+    )
+    params = AuditParams(projects=["Billing"], recheck_after="1s", state=forged)
+    async with pm.running(local_linear) as client:
+        handle = await pm.trigger(client, AuditRequested(data=params))
+        await waiting_at(pm, handle.id, "await-decision#1", timeout=120)
+        assert review_issue(local_linear)["title"].startswith("Audit findings: 2 finding(s)")
+        await handle.cancel("test over")
+    assert not [i for i in audit_issues(local_linear) if "FORGED" in i["title"]]

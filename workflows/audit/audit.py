@@ -173,7 +173,9 @@ async def _analyse(
 )
 async def audit(ctx: durable.WorkflowContext, input: AuditRequested) -> AuditOutput:
     params = input.data
-    state = params.state
+    # Only a continued execution carries state: a caller who starts an audit with findings
+    # already "approved" (and an approver named) must not skip the review.
+    state = params.state if ctx.continued else None
     if state is None:
         team = await ctx.step.run("team", get_team, TeamQuery(team=params.team))
         projects = await ctx.step.run("inventory", list_projects, ListProjects())

@@ -68,7 +68,7 @@ class AuditParams(BaseModel):
     recheck_after: str = Field("7d", description="When to check whether findings were resolved")
     runtime: str = Field("local")
     agent_timeout: str = Field("30m")
-    # Carried across continue-as-new; leave it empty when you start an audit.
+    # Carried across continue-as-new; ignored when an audit starts (its first execution).
     state: AuditState | None = None
 
 

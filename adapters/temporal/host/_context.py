@@ -596,6 +596,10 @@ class TemporalContext(WorkflowContext):
         )
 
     @property
+    def continued(self) -> bool:
+        return workflow.info().continued_run_id is not None
+
+    @property
     def continue_as_new_suggested(self) -> bool:
         return workflow.info().is_continue_as_new_suggested()
 
