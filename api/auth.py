@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,16 +29,20 @@ from .oidc import InvalidToken, IssuerUnavailable, OidcVerifier
 
 log = logging.getLogger("durable.api.auth")
 
-# What a principal may do. `admin` holds every other scope in its own org, and alone may read
-# another org's data (each such read is logged with who made it).
+# What a principal may do. `admin` holds every other scope in its own org; reading another
+# org's data is `cross-org:read` alone, which nothing implies (each such read is logged).
 SCOPES: dict[str, str] = {
     "events:send": "send events (POST /events) that start no run and answer no approval",
     "runs:start": "send events that start runs",
     "runs:read": "read runs' steps, agent sessions and events",
     "approve": "answer a run's approval (rensei/approval.resolved)",
-    "admin": "every scope above, fleet administration, and reads of another org",
+    "admin": "every scope above in its own org, and fleet administration",
+    "cross-org:read": "read another org's runs, sessions and events with ?org= (each read logged)",
 }
 ADMIN = "admin"
+CROSS_ORG = "cross-org:read"
+# What an org id may be (durable.Tenancy's pattern): an OIDC org claim must fit it too.
+ORG_ID = re.compile(r"^[A-Za-z0-9.:-]{1,200}$")
 CACHE_LIMIT = 10_000
 
 
@@ -56,6 +61,8 @@ class Principal:
     scopes: frozenset[str]
 
     def can(self, scope: str) -> bool:
+        if scope == CROSS_ORG:  # never implied: admin of one org is not an operator of all
+            return CROSS_ORG in self.scopes
         return scope in self.scopes or ADMIN in self.scopes
 
 
@@ -99,6 +106,10 @@ class Authenticator:
             identity = await self._oidc.verify(credential)
         except InvalidToken as err:
             raise Unauthenticated(f"the bearer token was refused: {err}") from None
+        if not ORG_ID.match(identity.org_id):
+            raise Unauthenticated(
+                "the bearer token's org claim is not an org id (1-200 of A-Z a-z 0-9 . : -)"
+            )
         return Principal(identity.org_id, f"oidc:{identity.subject}", identity.scopes)
 
     async def _key(self, secret: str) -> Principal:
@@ -149,12 +160,12 @@ def guarded(
 
 
 def org_to_read(request: Request, principal: Principal) -> str | JSONResponse:
-    """The org a read is for: the principal's, or with `admin` the `?org=` it names (logged
-    with who asked). Anyone else naming another org is refused."""
+    """The org a read is for: the principal's, or with `cross-org:read` the `?org=` it names
+    (logged with who asked). Anyone else naming another org is refused."""
     asked = request.query_params.get("org")
     if asked is None or asked == principal.org_id:
         return principal.org_id
-    if ADMIN not in principal.scopes:
+    if not principal.can(CROSS_ORG):
         return _error(403, f"{principal.name} may read only org {principal.org_id!r}")
     who = {"principal": principal.name, "principal_org": principal.org_id}
     log.warning("cross-org read", extra={**who, "org": asked, "path": request.url.path})

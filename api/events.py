@@ -43,6 +43,7 @@ from store import CONNECTION_ERRORS, EventStore, describe_connection_error
 from workers.runtime import TemporalUnreachable
 
 from .auth import Principal
+from .bodies import read_body
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
@@ -69,14 +70,9 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any] | JSONR
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         return _error(415, "send the body as JSON, with 'Content-Type: application/json'")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"body is {declared} bytes; the limit is {limit}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _error(413, f"body is over the limit of {limit} bytes")
+    body = await read_body(request, limit)
+    if isinstance(body, JSONResponse):
+        return body
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
@@ -103,21 +99,18 @@ class EventRoutes:
 
     async def _approval_refused(self, principal: Principal, data: Any) -> JSONResponse | None:
         """Whether `principal` may answer the approval of the run `data.run_id` names: 404 for
-        a run that does not exist or waits in another org, 403 for an approver its workflow
-        does not accept."""
+        a run that does not exist or belongs to another org (the same answer), 403 for an
+        approver its workflow does not accept."""
         run_id = data.get("run_id") if isinstance(data, dict) else None
         if not isinstance(run_id, str) or not run_id:
             return None  # the event model says what is missing
         try:
             desc = await self.client.get(run_id).describe()
-            orgs = await self.store.open_wait_orgs(run_id)
         except UnknownRun:
             return _error(404, f"no run {run_id!r}")
         except TemporalUnreachable as err:
             return _error(503, f"cannot find the run now: {err}")
-        except CONNECTION_ERRORS as err:
-            return _error(503, f"the event store is unreachable: {describe_connection_error(err)}")
-        if orgs and principal.org_id not in orgs:
+        if (desc.tenancy.org_id if desc.tenancy else "") != principal.org_id:
             return _error(404, f"no run {run_id!r}")
         workflow = next((w for w in self.registry.workflows if w.id == desc.workflow), None)
         if workflow is not None and not workflow.approvers.allow(principal.name, principal.scopes):

@@ -60,6 +60,7 @@ from workers.fleet.tokens import (
 from workers.settings import Settings
 
 from .auth import ADMIN, Authenticator, Unauthenticated
+from .bodies import read_body
 from .oidc import IssuerUnavailable
 
 log = logging.getLogger("durable.fleet.api")
@@ -540,12 +541,12 @@ def _guarded(handler: Handler) -> Handler:
 
 
 async def _body(request: Request, model: type[M]) -> M | Response:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return _error(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+    raw = await read_body(request, MAX_BODY_BYTES)
+    if isinstance(raw, Response):
+        return raw
     try:
         return model.model_validate(json.loads(raw or b"{}"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         return _error(400, f"body is not valid JSON: {err}")
     except ValidationError as err:
         problems = "; ".join(

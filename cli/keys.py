@@ -56,7 +56,8 @@ def keys_create(
         list[str],
         typer.Option(
             "--scope",
-            help="A scope, repeatable: events:send, runs:start, runs:read, approve, admin.",
+            help="A scope, repeatable: events:send, runs:start, runs:read, approve, admin, "
+            "cross-org:read.",
         ),
     ],
     expires_in: Annotated[
@@ -104,8 +105,9 @@ def keys_list(
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        state = "revoked" if row["revoked_at"] else "active"
+    now = datetime.now(UTC)
+    for key, row in zip(found, rows, strict=True):
+        state = "active" if key.usable_at(now) else ("revoked" if key.revoked_at else "expired")
         typer.echo(f"{row['prefix']:<40} {row['name']:<20} {state:<8} {','.join(row['scopes'])}")
     if not rows:
         typer.echo(f"org {org!r} has no keys (durable keys create --org {org} ...)")

@@ -451,19 +451,14 @@ def approve(
     operator = by or f"operator:{getpass.getuser()}"
     event = run(_parse(ApprovalResolved, {"data": {**data, "by": operator, "via": "cli"}}))
 
-    async def of_the_runs_org() -> Event[Any]:
-        from store import EventStore, create_pool
-        from workers.runtime import database_url
+    async def of_the_runs_org(client: DurableClient) -> None:
+        try:  # the approval belongs to the run's org; a run not started yet: to none
+            tenancy = (await client.get(run_id).describe()).tenancy
+        except UnknownRun:
+            tenancy = None
+        print_json(await client.send_event(event.model_copy(update={"tenancy": tenancy})))
 
-        pool = await create_pool(database_url(settings), max_size=1)
-        try:  # the approval belongs to the org the run waits in
-            orgs = sorted(await EventStore(pool).open_wait_orgs(run_id))
-        finally:
-            await pool.close()
-        tenancy = Tenancy(org_id=orgs[0]) if orgs else None
-        return event.model_copy(update={"tenancy": tenancy})
-
-    send(run(of_the_runs_org()))
+    with_client(of_the_runs_org, events=True)
 
 
 async def _parse(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event[Any]:

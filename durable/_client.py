@@ -48,6 +48,8 @@ class RunDescription(BaseModel):
     failure: str | None = None
     # Steps being retried, with their last error: "route (attempt 4): waiting for capacity ..."
     retrying: list[str] = []
+    # Who the run belongs to, as it was started (None: no org).
+    tenancy: Tenancy | None = None
 
     @property
     def current_step(self) -> str | None:

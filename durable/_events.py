@@ -151,8 +151,25 @@ def parse_event(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event[
     return event
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def check_size(event: Event[Any]) -> int:
-    size = len(event.model_dump_json().encode())
+    """The event's size in bytes; raises EventError if it is over the limit, or holds a NUL
+    character, which no store of text keeps (PostgreSQL refuses it)."""
+    document = event.model_dump_json()
+    if "\\u0000" in document and _holds_nul(event.model_dump(mode="json")):
+        raise EventError(
+            f"event {event.type!r} holds a NUL character (\\u0000) in its id or data; remove it"
+        )
+    size = len(document.encode())
     if size > MAX_EVENT_BYTES:
         raise EventError(
             f"event {event.type!r} is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes "

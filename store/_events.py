@@ -253,7 +253,7 @@ class EventStore:
                     SELECT DISTINCT ON (workflow_id) workflow_id, run_id, step_id
                     FROM waits
                     WHERE state = 'open' AND event_type = $2 AND $3::jsonb @> match
-                      AND not_before <= $4 AND (org_id IS NULL OR org_id = $5)
+                      AND not_before <= $4 AND org_id = $5
                     ORDER BY workflow_id, created_at
                 )
                 UPDATE waits w SET state = 'resolved', event_id = $1,
@@ -431,16 +431,6 @@ class EventStore:
             "SELECT id, type, data, received_at, tenancy FROM events WHERE id = $1", event_id
         )
         return _event(row) if row else None
-
-    @_span
-    async def open_wait_orgs(self, workflow_id: str) -> set[str]:
-        """The orgs of a run's open waits (empty when it waits for nothing)."""
-        rows = await self.pool.fetch(
-            "SELECT DISTINCT org_id FROM waits"
-            " WHERE workflow_id = $1 AND state = 'open' AND org_id IS NOT NULL",
-            workflow_id,
-        )
-        return {r["org_id"] for r in rows}
 
     @_span
     async def get(self, event_id: str) -> StoredEvent | None:

@@ -118,15 +118,18 @@ class KeyStore:
         return [_row(r) for r in rows]
 
     async def revoke(self, org_id: str, name_or_prefix: str) -> ApiKey | None:
-        """Revoke the org's key with this name or prefix; None if it has none. Revoking a
-        revoked key keeps its first revocation time."""
+        """Revoke the org's one key with this prefix, or else with this name; None if it has
+        none. Revoking a revoked key keeps its first revocation time."""
         async with self._as_org(org_id) as conn:
-            row = await conn.fetchrow(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())"
-                f" WHERE name = $1 OR prefix = $1 RETURNING {_COLUMNS}",
-                name_or_prefix,
-            )
-        return _row(row) if row else None
+            for column in ("prefix", "name"):
+                row = await conn.fetchrow(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())"
+                    f" WHERE {column} = $1 RETURNING {_COLUMNS}",
+                    name_or_prefix,
+                )
+                if row is not None:
+                    return _row(row)
+        return None
 
     async def verify(self, secret: str) -> ApiKey | None:
         """The key `secret` is, if it is one this store made (revoked or expired ones too: the

@@ -26,3 +26,36 @@ async def test_unreachable_database_is_a_clear_error_without_the_password() -> N
     assert "cannot connect to Postgres at postgresql://app:***@127.0.0.1" in message
     assert "s3cret" not in message
     assert "DATABASE_URL" in message
+
+
+async def test_waits_opened_before_orgs_take_their_runs_org_or_none(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Migration 0013: a wait from before waits had an org gets the org of the event that
+    started its run; one with no such event is of no org, never of any org."""
+    name = f"upgrade_{free_port()}"
+    await pool.execute(f"CREATE DATABASE {name}")
+    url = database_url.replace("/postgres?", f"/{name}?")
+    old = await create_pool(url)
+    try:
+        await migrate(old, [m for m in MIGRATIONS if m.version <= 12])
+        await old.execute(
+            "INSERT INTO events (id, type, data, tenancy) VALUES"
+            " ('e1', 't/started.run', '{}', '{\"org_id\": \"acme\"}')"
+        )
+        await old.execute(
+            "INSERT INTO deliveries (event_id, kind, workflow_id) VALUES ('e1', 'start', 'wf-1')"
+        )
+        for workflow_id in ("wf-1", "wf-manual"):
+            await old.execute(
+                "INSERT INTO waits (workflow_id, run_id, step_id, event_type, match, not_before)"
+                " VALUES ($1, 'r', 's', 't/answer.sent', '{}', now())",
+                workflow_id,
+            )
+        upgrade = [m for m in MIGRATIONS if m.version == 13]
+        assert await migrate(old, upgrade) == upgrade
+        rows = await old.fetch("SELECT workflow_id, org_id FROM waits ORDER BY workflow_id")
+        assert [tuple(r) for r in rows] == [("wf-1", "acme"), ("wf-manual", "")]
+    finally:
+        await old.close()
+        await pool.execute(f"DROP DATABASE {name}")

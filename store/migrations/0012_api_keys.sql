@@ -19,6 +19,6 @@ CREATE POLICY api_keys_by_org ON api_keys
     WITH CHECK (org_id = current_setting('app.org_id', true));
 GRANT SELECT, INSERT, UPDATE ON api_keys TO durable_app;
 
--- The org of the run that waits ('' for a run of no org). NULL: a wait opened before this
--- migration, which any event of its type and match may resolve, as before.
+-- The org of the run that waits ('' for a run of no org); 0013 fills in the waits opened
+-- before this migration.
 ALTER TABLE waits ADD COLUMN org_id text;

@@ -187,6 +187,8 @@ async def test_an_approval_from_another_org_does_not_resolve_the_run(api: Api) -
     assert (status, receipt["delivered"]) == (202, [run_id])
     out: Decided = await api.client.get(run_id).result()
     assert (out.decision, out.by, out.via) == ("approve", "key:ada", "api"), "who, not the body"
+    status, answer = await api.call("POST", "/events", approval, other)
+    assert status == 404, "a closed run of another org is as absent as a missing one"
 
 
 async def test_a_workflow_names_who_may_approve_it(api: Api) -> None:
@@ -208,26 +210,26 @@ async def test_a_workflow_names_who_may_approve_it(api: Api) -> None:
     assert out.by == "key:release-manager"
 
 
-async def test_reads_are_of_the_callers_org_and_admins_cross_orgs_on_record(
+async def test_reads_are_of_the_callers_org_and_cross_org_reads_are_an_explicit_scope(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     mine = org()
     key = await make_key(api.pool, mine)
-    admin = await make_key(api.pool, org(), "admin", name="operator")
+    admin = await make_key(api.pool, org(), "admin", name="org-admin")
+    operator = await make_key(api.pool, org(), "runs:read", "cross-org:read", name="operator")
     run_id = await start_gate(api, key)
     event_id = f"evt-{uuid.uuid4()}"
-    assert (
-        await api.call(
-            "POST", "/events", {"type": "tests/note.posted", "id": event_id, "data": {}}, key
-        )
-    )[0] == 202
+    note = {"type": "tests/note.posted", "id": event_id, "data": {}}
+    assert (await api.call("POST", "/events", note, key))[0] == 202
     assert (await api.call("GET", f"/events/{event_id}", key=admin))[0] == 404
+    status, answer = await api.call("GET", f"/runs/{run_id}/steps?org={mine}", key=admin)
+    assert status == 403 and "may read only org" in answer["error"], "admin is not an operator"
     with caplog.at_level(logging.WARNING, logger="durable.api.auth"):
-        status, _ = await api.call("GET", f"/runs/{run_id}/steps?org={mine}", key=admin)
+        status, _ = await api.call("GET", f"/runs/{run_id}/steps?org={mine}", key=operator)
     assert status == 200
     [record] = [r for r in caplog.records if r.getMessage() == "cross-org read"]
     assert (record.principal, record.org) == ("key:operator", mine)  # type: ignore[attr-defined]
-    assert admin not in caplog.text and key not in caplog.text
+    assert operator not in caplog.text and key not in caplog.text
     await api.client.get(run_id).cancel("test over")
 
 
@@ -286,3 +288,19 @@ async def test_keys_are_made_listed_and_revoked_with_the_cli(
     assert (await api.call("GET", "/events/x", key=secret))[0] == 401
     missing = await cli("keys", "revoke", "--org", mine, "nobody", env=env)
     assert missing[0] == 3
+
+    # A key named like another's prefix: revoking by that prefix revokes that one key only.
+    keys = KeyStore(api.pool)
+    target = await keys.create(mine, "target", ["runs:read"])
+    await keys.create(mine, target.key.prefix, ["runs:read"])
+    await keys.create(mine, "old", ["runs:read"], expires_at=datetime.now(UTC) - timedelta(1))
+    code, out, _ = await cli("keys", "revoke", "--org", mine, target.key.prefix, env=env)
+    assert code == 0 and "(target)" in out
+    code, out, _ = await cli("keys", "list", "--org", mine, env=env)
+    states = {line.split()[1]: line.split()[2] for line in out.splitlines()}
+    assert states == {
+        "bot": "revoked",
+        "target": "revoked",
+        target.key.prefix: "active",
+        "old": "expired",
+    }

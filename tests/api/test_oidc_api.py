@@ -114,6 +114,8 @@ async def test_a_token_from_the_issuer_acts_for_its_org_and_is_named_in_approval
         ({"org_id": ""}, "missing claim 'org_id'"),
         ({"exp": int(time.time()) - 3600}, "expired"),
         ({"iat": None}, "missing claim 'iat'"),
+        ({"org_id": "local/a"}, "org claim is not an org id"),
+        ({"org_id": "local "}, "org claim is not an org id"),
     ],
 )
 async def test_tokens_that_do_not_fit_are_refused(

@@ -58,6 +58,12 @@ def call(
             "decision",
         ),
         (
+            b'{"type": "tests/approval.resolved", "data": {"request_id": "a\\u0000b",'
+            b' "decision": "ok"}}',
+            422,
+            "NUL character",
+        ),
+        (
             b'{"type": "tests/approval.resolved", "data": {"request_id": "r", "decision": "'
             + b"x" * (300 * 1024)
             + b'"}}',

@@ -457,3 +457,29 @@ async def test_pool_route_and_token_management_over_http(api: Api, pool: asyncpg
         ("k8s-c", 0, 0),
         ("local-a", 1, 2),
     ]
+
+
+async def test_register_refuses_a_huge_or_deeply_nested_body_without_holding_it(
+    api: Api,
+) -> None:
+    from api.fleet import MAX_BODY_BYTES
+
+    chunk = b" " * 65536
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while sent < 50 * MAX_BODY_BYTES:
+            sent += len(chunk)
+            yield chunk
+
+    huge = await api.http.post(
+        "/api/workers/register", headers=bearer("rsp_live_nope"), content=endless()
+    )
+    assert huge.status_code == 413 and "over the limit" in huge.json()["error"]
+    assert sent <= MAX_BODY_BYTES + 2 * len(chunk), "refused as soon as the limit was passed"
+    token = await api.token("atlas")
+    nested = await api.http.post(
+        "/api/workers/register", headers=bearer(token), content=b"[" * 200_000
+    )
+    assert nested.status_code == 400 and "not valid JSON" in nested.json()["error"]

@@ -46,6 +46,7 @@ from ._progress import (
     DESCRIBE_QUERY,
     STATUS_ATTRIBUTE,
     STEP_ATTRIBUTE,
+    TENANCY_MEMO,
     RunProgress,
     start_details,
     start_options,
@@ -175,7 +176,9 @@ class TemporalRunHandle(Generic[Out]):
                 await self._handle.result()
             except WorkflowFailureError as err:
                 failure = _failure_message(err.cause)[0]
+        scope = (await raw.memo()).get(TENANCY_MEMO)
         return RunDescription(
+            tenancy=Tenancy.model_validate(scope) if scope else None,
             run_id=raw.id,
             execution_id=raw.run_id,
             workflow=raw.workflow_type,
