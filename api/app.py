@@ -2,13 +2,14 @@
 codec endpoint, Linear's webhook and the worker fleet, in one Starlette app.
 
 Every route needs a principal (`api/auth.py`) except the signed Linear webhook, the fleet's
-JWKS and registration (a registration token is its credential) and `/healthz`. Reads are of the
-principal's org; a run, session or event of another org answers exactly as a missing one.
+JWKS and registration (a registration token is its credential), `/healthz` and `/readyz`.
+Reads are of the principal's org; a run, session or event of another org answers exactly as a
+missing one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import SecretStr
@@ -31,6 +32,7 @@ from store import (
 from .auth import Authenticator, Principal, guarded, org_to_read
 from .events import EventRoutes
 from .fleet import FleetApi
+from .health import Check, health_routes
 from .oidc import OidcVerifier
 from .webhooks import linear_webhook_routes
 
@@ -69,6 +71,7 @@ def create_app(
     fleet: FleetApi | None = None,  # api.fleet.fleet_api(settings, pool)
     oidc: OidcVerifier | None = None,  # api.oidc.OidcVerifier(config_from_env(...))
     auth: Authenticator | None = None,
+    readiness: Mapping[str, Check] | None = None,  # what /readyz asks: name -> check
 ) -> Starlette:
     auth = auth or Authenticator(KeyStore(store.pool), oidc)
     if fleet is not None:
@@ -125,12 +128,9 @@ def create_app(
             }
         )
 
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True})
-
     return Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
+            *health_routes(readiness or {}),
             Route("/events", guarded(auth, None, events.post), methods=["POST"]),
             Route(
                 "/events/{event_id:path}", guarded(auth, "runs:read", events.get), methods=["GET"]

@@ -10,7 +10,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 
-class _Server(uvicorn.Server):
+class Server(uvicorn.Server):
+    """uvicorn, leaving signals to the process: it stops when `should_exit` is set."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # Ctrl-C belongs to the process that runs us; it stops us with `stop`.
@@ -19,7 +21,7 @@ class _Server(uvicorn.Server):
 class ApiServer:
     def __init__(self, app: Starlette, port: int, host: str = "127.0.0.1") -> None:
         self.port, self.host = port, host
-        self._server = _Server(
+        self._server = Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         )
         self._task: asyncio.Task[None] | None = None

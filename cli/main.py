@@ -178,44 +178,27 @@ def dev(
     worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
 
     TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
-    from api.codec import open_codec_refusal
-    from api.oidc import config_from_env
+    from api.serve import NotStarting, check_config
     from workers import logs
     from workers.dev import run_dev, say
 
     settings = Settings()
     logs.configure("text" if sys.stderr.isatty() else settings.log_format, settings.log_level)
-    refusal = open_codec_refusal(settings)
-    if refusal is not None:
-        raise fail(Exit.USAGE, f"not starting: {refusal}")
     try:
-        oidc_config = config_from_env(os.environ)
-    except ValueError as err:
-        raise fail(Exit.USAGE, f"bad OIDC configuration: {err}") from None
+        oidc = check_config(settings)
+    except NotStarting as err:
+        raise fail(Exit.USAGE, f"not starting: {err}") from None
 
     async def serve(client: DurableClient, store: EventStore) -> None:
-        from api import create_app
-        from api.codec import codec_routes_for
-        from api.fleet import fleet_api
-        from api.oidc import OidcVerifier
+        from api.serve import build_app
         from api.server import ApiServer
-        from workflows import registry
 
-        codec = codec_routes_for(settings)
-        http_app = create_app(
-            client,
-            registry(),
-            store,
-            codec_routes=codec,
-            linear_webhook_secrets=settings.linear_webhook_secret_list(),
-            fleet=await fleet_api(settings, store.pool),
-            oidc=OidcVerifier(oidc_config) if oidc_config else None,
-        )
+        http_app = await build_app(settings, client, store, oidc)
         api = ApiServer(http_app, settings.api_port, settings.api_host)
         await api.start()
         say(f"  HTTP API         {api.address}  (POST /events, GET /events/{{id}})")
         say(f"  worker fleet     {api.address}/api/workers  (`durable fleet --help`)")
-        if codec:
+        if settings.codec_keys is not None:
             say(f"  codec endpoint   {api.address}/codec  (payloads are encrypted)")
         if run_example:
             handle: RunHandle[Any] = await client.start("rensei/example.run", {})
@@ -223,6 +206,33 @@ def dev(
             say((await handle.result()).model_dump_json(indent=2))
 
     run(run_dev(settings, serve, demo=demo))
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (DURABLE_API_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (DURABLE_API_PORT).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API against TEMPORAL_ADDRESS and DATABASE_URL: events, approvals, reads,
+    Linear's webhook, the codec endpoint and the worker fleet, with /healthz and /readyz.
+    SIGTERM or Ctrl-C stops it gracefully. Run workers with `durable worker`."""
+    from api.serve import NotStarting, check_config, run_api
+    from workers import logs
+
+    updates = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    settings = Settings().model_copy(update=updates)
+    logs.configure(settings.log_format, settings.log_level)
+    if settings.database_url is None:
+        raise fail(Exit.USAGE, "DATABASE_URL is not set (the API keeps events and keys there)")
+    try:
+        oidc = check_config(settings)
+    except NotStarting as err:
+        raise fail(Exit.USAGE, f"not starting: {err}") from None
+    run(run_api(settings, oidc))
 
 
 @app.command()

@@ -39,6 +39,8 @@ async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
         (["--help"], "durable dev"),
         (["dev", "--help"], "Ctrl-C stops it all"),
         (["worker", "--help"], "SIGTERM"),
+        (["api", "--help"], "/readyz"),
+        (["keys", "create", "--help"], "cross-org:read"),
         (["start", "--help"], "--input-file"),
         (["status", "--help"], "current step"),
         (["cancel", "--help"], "--reason"),

@@ -512,3 +512,23 @@ def test_dockerfile_installs_the_package() -> None:
     assert re.search(r"pip install\b[^&;]*\s(\.|/\S+)(\s|$)", runs), (
         "the Dockerfile never runs `pip install` on the project, so the image has no `durable`"
     )
+
+
+def test_the_api_runs_as_its_own_service_ready_when_its_dependencies_answer() -> None:
+    name, api = service_running("api")
+    check = " ".join(words(api.get("healthcheck", {}).get("test")))
+    assert "/readyz" in check, f"the API ({name}) is healthy only when /readyz says ready"
+    assert depends_on(api).get("migrate") == "service_completed_successfully", (
+        f"the API ({name}) starts before the migrations that make its tables"
+    )
+    env = environment(api)
+    assert env["DATABASE_URL"] == environment(service_running("worker")[1])["DATABASE_URL"]
+    assert env.get("DURABLE_CODEC_KEYS") is None or env.get("DURABLE_CODEC_TOKEN"), (
+        "an API on every interface of its container must not serve an open codec endpoint"
+    )
+    port = env.get("DURABLE_API_PORT", "8400")
+    assert any(_published(p)[1].endswith(f":{port}") for p in api.get("ports") or []), (
+        f"the API's port {port} is not published to the host"
+    )
+    grace = _seconds(str(api.get("stop_grace_period", "10s")))
+    assert grace > float(env.get("DURABLE_GRACEFUL_SHUTDOWN_SECONDS", "30"))

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     ui_port: int = Field(default=8233, alias="DURABLE_UI_PORT")
     api_port: int = Field(default=8400, alias="DURABLE_API_PORT")
     api_host: str = Field(default="127.0.0.1", alias="DURABLE_API_HOST")
+    # Which proxies `durable api` believes X-Forwarded-For/-Proto from (comma-separated, `*`).
+    api_forwarded_allow_ips: str = Field(
+        default="127.0.0.1", alias="DURABLE_API_FORWARDED_ALLOW_IPS"
+    )
     # What the CLI sends events and approvals with: an API key (`durable keys create`; in
     # `durable dev`, the local key it writes to DURABLE_DATA_DIR/api-key), to this API.
     api_key: SecretStr | None = Field(default=None, alias="DURABLE_API_KEY")
