@@ -139,7 +139,9 @@ async def run_dev(
             applied = await migrate(pool)
             say(f"database ready ({len(applied)} migration(s) applied now)")
             await ensure_local_key(pool, settings)
-            client = await connect_temporal(settings, telemetry)
+            client = await connect_temporal(
+                settings, telemetry, embedded=settings.temporal_address is None
+            )
             await ensure_search_attributes(client, create=settings.temporal_address is None)
             linear, local_linear = await start_local_linear(settings)
             if local_linear is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from activities.agents import (
@@ -78,32 +79,62 @@ def settings_data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(data_converter(), payload_codec=codec)
 
 
+def temporal_connect_config(settings: Settings, *, embedded: bool = False) -> dict[str, Any]:
+    """Where and how to connect, as Temporal's own tools read it (`temporalio.envconfig`):
+    TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* and TEMPORAL_PROFILE
+    over the profile file the `temporal` CLI shares (TEMPORAL_CONFIG_FILE, default
+    ~/.config/temporalio/temporal.toml), so one profile serves Temporal Cloud (API key or mTLS)
+    and a self-hosted cluster alike. An address given in `settings` wins; `embedded` (the dev
+    stack's own server) reads no profile at all."""
+    if embedded:
+        return {
+            "target_host": settings.effective_temporal_address,
+            "namespace": settings.temporal_namespace,
+        }
+    try:
+        config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    except (OSError, ValueError, RuntimeError) as err:
+        raise TemporalUnreachable(
+            f"cannot read Temporal's client configuration (TEMPORAL_* variables, profile file):"
+            f" {err}"
+        ) from err
+    if settings.temporal_address is not None:
+        config["target_host"] = settings.temporal_address
+    config.setdefault("target_host", settings.effective_temporal_address)
+    config["namespace"] = config.get("namespace") or settings.temporal_namespace
+    return config
+
+
 async def connect_temporal(
     settings: Settings,
     telemetry: Telemetry | None = None,
     *,
     rpc_metadata: Mapping[str, str] | None = None,
+    embedded: bool = False,
 ) -> Client:
     """A client with `telemetry`'s tracing interceptor and metrics runtime (workers inherit
-    both). Without `telemetry`, tracing as the settings ask and no metrics (a call site).
-    `rpc_metadata` goes with every call (a fleet worker's runtime JWT)."""
-    address = settings.effective_temporal_address
+    both), connected as `temporal_connect_config` says. Without `telemetry`, tracing as the
+    settings ask and no metrics (a call site). `rpc_metadata` goes with every call (a fleet
+    worker's runtime JWT)."""
+    config = temporal_connect_config(settings, embedded=embedded)
+    address = config.pop("target_host")
+    metadata = {**(config.pop("rpc_metadata", None) or {}), **(rpc_metadata or {})}
     if telemetry is None:
         telemetry = start_telemetry(settings)
     try:
         return await Client.connect(
             address,
-            namespace=settings.temporal_namespace,
+            **config,
             data_converter=settings_data_converter(settings),
             interceptors=telemetry.client_interceptors(),
             runtime=telemetry.runtime,
-            rpc_metadata=dict(rpc_metadata or {}),
+            rpc_metadata=metadata,
         )
     except RuntimeError as err:
         hint = (
             "start the embedded stack with `durable dev`"
-            if settings.temporal_address is None
-            else "check TEMPORAL_ADDRESS"
+            if settings.temporal_address is None and "tls" not in config
+            else "check TEMPORAL_ADDRESS and the TLS or API key settings of your profile"
         )
         raise TemporalUnreachable(f"cannot reach Temporal at {address}: {err}; {hint}") from err
 
