@@ -169,8 +169,14 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         assert ui.status == 200, "the Temporal UI answers at the printed address"
         code, out, err = await durable("start", "rensei/example.run", "--wait", env=env)
         assert code == 0, err
-        run_id = out.splitlines()[0]
         assert '"parts": 3' in out
+        # The local key acts for org `local`: it answers that org's runs, and no other's.
+        code, out, err = await durable("approve", out.splitlines()[0], env=env)
+        assert code == 3 and "the API refused it (404): no run" in err, "a run of no org"
+        args = ["start", "rensei/example.run", "--wait", "--org", "local"]
+        code, out, err = await durable(*args, env=env)
+        assert code == 0, err
+        run_id = out.splitlines()[0]
         code, out, err = await durable("approve", run_id, env=env)
         assert code == 0, err
         event_id = json.loads(out)["id"]
