@@ -26,10 +26,10 @@ from store import (
     SessionStore,
     StepAttempt,
     StepAudit,
-    describe_connection_error,
 )
 
 from .auth import Authenticator, Principal, guarded, org_to_read
+from .errors import server_error, unhandled
 from .events import EventRoutes
 from .fleet import FleetApi
 from .health import Check, health_routes
@@ -90,7 +90,7 @@ def create_app(
         try:
             attempts = await audit.steps(org_id, run_id)
         except CONNECTION_ERRORS as err:
-            return _error(503, f"the step audit is unreachable: {describe_connection_error(err)}")
+            return server_error(request, 503, "the step audit is unreachable; try again", err)
         return JSONResponse({"run_id": run_id, "steps": [step_json(a) for a in attempts]})
 
     sessions = SessionStore(store.pool)
@@ -105,9 +105,7 @@ def create_app(
         try:
             record = await sessions.get(session_id)
         except CONNECTION_ERRORS as err:
-            return _error(
-                503, f"the session store is unreachable: {describe_connection_error(err)}"
-            )
+            return server_error(request, 503, "the session store is unreachable; try again", err)
         if record is None or record.org_id != org_id:
             return _error(404, f"no agent session {session_id!r}")
         return JSONResponse(
@@ -129,6 +127,8 @@ def create_app(
         )
 
     return Starlette(
+        # Any exception a route does not handle: a 500 with a request id, its text in the log.
+        exception_handlers={Exception: unhandled},
         routes=[
             *health_routes(readiness or {}),
             Route("/events", guarded(auth, None, events.post), methods=["POST"]),
@@ -146,5 +146,5 @@ def create_app(
             *codec_routes,
             *linear_webhook_routes(client, linear_webhook_secrets),
             *(fleet.routes() if fleet is not None else []),
-        ]
+        ],
     )

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from store import CONNECTION_ERRORS, KeyStore, describe_connection_error
+from store import CONNECTION_ERRORS, KeyStore
 
+from .errors import server_error
 from .oidc import InvalidToken, IssuerUnavailable, OidcVerifier
 
 log = logging.getLogger("durable.api.auth")
@@ -149,9 +150,20 @@ def guarded(
         except Unauthenticated as err:
             return _error(401, str(err), **{"WWW-Authenticate": 'Bearer realm="durable"'})
         except IssuerUnavailable as err:
-            return _error(503, f"cannot check the bearer token now: {err}")
+            return server_error(
+                request,
+                503,
+                "cannot check the bearer token now: the identity provider is unreachable; try "
+                "again",
+                err,
+            )
         except CONNECTION_ERRORS as err:
-            return _error(503, f"cannot check the API key now: {describe_connection_error(err)}")
+            return server_error(
+                request,
+                503,
+                "cannot check the API key now: the key store is unreachable; try again",
+                err,
+            )
         if scope is not None and not principal.can(scope):
             return _error(403, f"{principal.name} lacks the scope {scope!r} this route needs")
         return await handler(request, principal)

@@ -39,11 +39,12 @@ from durable import (
     UnknownRun,
     parse_event,
 )
-from store import CONNECTION_ERRORS, EventStore, describe_connection_error
+from store import CONNECTION_ERRORS, EventStore
 from workers.runtime import TemporalUnreachable
 
 from .auth import Principal
 from .bodies import read_body
+from .errors import server_error
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
@@ -58,6 +59,14 @@ RESERVED: dict[str, str] = {
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def not_acknowledged(event_id: str) -> str:
+    """What a caller is told of an event the store could not take (no exception text)."""
+    return (
+        f"event {event_id!r} was not acknowledged: the event store is unreachable. Send it "
+        f"again with the same id; a duplicate is acted on once"
+    )
 
 
 def scoped_id(org_id: str, event_id: str) -> str:
@@ -97,7 +106,9 @@ class EventRoutes:
         )
         return "runs:start" if starts else "events:send"
 
-    async def _approval_refused(self, principal: Principal, data: Any) -> JSONResponse | None:
+    async def _approval_refused(
+        self, request: Request, principal: Principal, data: Any
+    ) -> JSONResponse | None:
         """Whether `principal` may answer the approval of the run `data.run_id` names: 404 for
         a run that does not exist or belongs to another org (the same answer), 403 for an
         approver its workflow does not accept."""
@@ -109,7 +120,9 @@ class EventRoutes:
         except UnknownRun:
             return _error(404, f"no run {run_id!r}")
         except TemporalUnreachable as err:
-            return _error(503, f"cannot find the run now: {err}")
+            return server_error(
+                request, 503, "cannot find the run now: Temporal is unreachable; try again", err
+            )
         if (desc.tenancy.org_id if desc.tenancy else "") != principal.org_id:
             return _error(404, f"no run {run_id!r}")
         workflow = next((w for w in self.registry.workflows if w.id == desc.workflow), None)
@@ -160,7 +173,7 @@ class EventRoutes:
             )
         if event_type == APPROVAL:
             data = payload.get("data")
-            refused = await self._approval_refused(principal, data)
+            refused = await self._approval_refused(request, principal, data)
             if refused is not None:
                 return refused
             if isinstance(data, dict):
@@ -174,7 +187,7 @@ class EventRoutes:
             status = 413 if "the limit is" in str(err) else 422
             return _error(status, str(err).replace(payload["id"], given))
         except EventNotAcknowledged as err:  # the store is down: retry later, same id
-            return _error(503, str(err).replace(payload["id"], given))
+            return server_error(request, 503, not_acknowledged(given), err)
         body = receipt.model_dump(mode="json")
         body["id"] = given
         return JSONResponse(body, status_code=202)
@@ -185,7 +198,7 @@ class EventRoutes:
             stored = await self.store.get(scoped_id(principal.org_id, given))
             found = await self.store.deliveries_of(stored.id) if stored else []
         except CONNECTION_ERRORS as err:
-            return _error(503, f"the event store is unreachable: {describe_connection_error(err)}")
+            return server_error(request, 503, "the event store is unreachable; try again", err)
         if stored is None:
             return _error(404, f"no event with id {given!r}")
         deliveries: list[dict[str, Any]] = []

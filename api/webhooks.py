@@ -47,6 +47,9 @@ from durable import (
 )
 from workflows.linear_events import WEBHOOK_EVENTS, webhook_data
 
+from .errors import server_error
+from .events import not_acknowledged
+
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/linear"
@@ -125,10 +128,12 @@ def linear_webhook_routes(client: DurableClient, secrets: Sequence[SecretStr]) -
 
     async def receive(request: Request) -> JSONResponse:
         if not secrets:
-            return _error(
+            return server_error(
+                request,
                 503,
                 "Linear webhooks are not configured: set LINEAR_WEBHOOK_SECRETS to the "
                 "webhook's signing secret",
+                "no LINEAR_WEBHOOK_SECRETS configured",
             )
         body = await _read_body(request)
         if body is None:
@@ -179,13 +184,13 @@ def linear_webhook_routes(client: DurableClient, secrets: Sequence[SecretStr]) -
         try:
             receipt = await client.send_event(event)
         except EventNotAcknowledged as err:  # the store is down: Linear retries, same id
-            return _error(503, str(err))
+            return server_error(request, 503, not_acknowledged(event.id), err)
         except EventConflict:
             # A retry of a delivery is signed anew: its body (its timestamp) differs, its
             # delivery id does not. The signed delivery id decides: it was received before.
             return JSONResponse({"id": event.id, "type": event.type, "duplicate": True})
         except EventError as err:  # no event store configured
-            return _error(503, str(err))
+            return server_error(request, 503, "this server keeps no events; try again later", err)
         return JSONResponse(receipt.model_dump(mode="json"))
 
     return [Route(PATH, receive, methods=["POST"])]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
+import re
+from urllib.parse import unquote, unquote_plus
 
 import asyncpg
 
@@ -30,13 +31,76 @@ def describe_connection_error(err: BaseException) -> str:
     return text
 
 
+# Keys whose value is a secret, in a URL's query or a key=value DSN: `password`, `sslpassword`.
+_SECRET_KEY = re.compile(r"^(?:ssl)?password$", re.IGNORECASE)
+# A `key = value` pair of a libpq key=value DSN; the value may be single-quoted with \-escapes.
+_KEYWORD_PAIR = re.compile(r"(?P<key>[A-Za-z_]+)(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\S*)")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+MASK = "***"
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and _SECRET_KEY.match(unquote_plus(key).strip()):
+            value = MASK
+        pairs.append(f"{key}{eq}{value}")
+    return "&".join(pairs)
+
+
 def redact(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return dsn
+    """The DSN without its password, for messages and logs: the password of a URL's user info
+    (`postgresql://user:secret@host/db`, percent-encoded or not), a `password=` (or
+    `sslpassword=`) in its query, and `password=...` in a key=value DSN
+    (`host=db user=app password=secret`, quoted or not)."""
+    if not _URL.match(dsn):
+        return _KEYWORD_PAIR.sub(
+            lambda m: f"{m['key']}{m['eq']}{MASK}" if _SECRET_KEY.match(m["key"]) else m[0], dsn
+        )
+    scheme, rest = dsn.split("://", 1)
+    # The authority ends at the first '/', '?' or '#' (as urlsplit and asyncpg read it).
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = authority.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:{MASK}@{hosts}" if colon else authority
+    path, q, query = tail.partition("?")
+    if q:
+        query, hash_, fragment = query.partition("#")
+        tail = f"{path}?{_redact_query(query)}{hash_}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+def secrets_of(dsn: str) -> set[str]:
+    """The password values (3 characters or more) a DSN carries, as written and
+    percent-decoded, to scrub them from an error's text that might echo them."""
+    found: set[str] = set()
+    if _URL.match(dsn):
+        rest = dsn.split("://", 1)[1]
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        userinfo, at, _ = rest[:end].rpartition("@")
+        if at and ":" in userinfo:
+            found.add(userinfo.partition(":")[2])
+        query = rest[end:].partition("?")[2].partition("#")[0]
+        for pair in query.split("&") if query else []:
+            key, eq, value = pair.partition("=")
+            if eq and _SECRET_KEY.match(unquote_plus(key).strip()):
+                found.add(value)
+    else:
+        for m in _KEYWORD_PAIR.finditer(dsn):
+            if _SECRET_KEY.match(m["key"]):
+                found.add(m["value"].strip("'"))
+    found |= {unquote_plus(s) for s in found} | {unquote(s) for s in found}
+    return {s for s in found if len(s) >= 3}  # shorter: scrubbing would garble the text
+
+
+def scrub(text: str, dsn: str) -> str:
+    """`text` with every password `dsn` carries replaced by ***."""
+    for secret in sorted(secrets_of(dsn), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 async def create_pool(
@@ -52,8 +116,10 @@ async def create_pool(
             asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size), timeout
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        # The error's text is scrubbed too: nothing promises it never echoes the password.
+        why = scrub(str(err), dsn) or type(err).__name__
         raise DatabaseUnreachable(
-            f"cannot connect to Postgres at {redact(dsn)}: {err or type(err).__name__}. "
+            f"cannot connect to Postgres at {redact(dsn)}: {why}. "
             f"Check DATABASE_URL, or unset it to use the embedded database."
         ) from err
     assert pool is not None

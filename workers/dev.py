@@ -25,7 +25,7 @@ from store._pool import redact
 from workflows import registry as shipped_registry
 
 from .demo import run_demo
-from .embedded import EmbeddedPostgres, EmbeddedTemporal
+from .embedded import EmbeddedPostgres, EmbeddedTemporal, private_dir
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
 from .telemetry import start_telemetry
@@ -43,7 +43,7 @@ def say(message: str) -> None:
 async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, str | None]]:
     """Start what settings leave embedded; yield (temporal address, database url, UI url)."""
     data = settings.data_dir.resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    private_dir(data)  # the databases, the local API key and the logs: the owner's only
     temporal: EmbeddedTemporal | None = None
     postgres: EmbeddedPostgres | None = None
     try:

@@ -15,6 +15,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -52,6 +53,27 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port between 20000 and 32000")
+
+
+# The SQLite file and its -wal/-shm: what the dev server keeps, readable by its owner only.
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) as 0700; an existing one is made 0700 too."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+
+
+def sqlite_files(db_file: Path) -> list[Path]:
+    return [db_file.with_name(db_file.name + suffix) for suffix in SQLITE_SUFFIXES]
+
+
+def make_owner_only(files: list[Path]) -> None:
+    """chmod 0600 each of `files` that exists (one left by a run before this fix, say)."""
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
 
 
 def port_in_use(port: int) -> bool:
@@ -112,7 +134,17 @@ class EmbeddedTemporal:
                 f"port {self.port} is in use: is another Temporal server running? Stop it, or "
                 f"set DURABLE_TEMPORAL_PORT, or point TEMPORAL_ADDRESS at it."
             )
-        out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
+        if self.db_file is not None:
+            # The server creates the file itself (an empty one it would take for a database
+            # with its schema and fail): umask 077 below makes it, and the -wal/-shm, 0600.
+            if not self.db_file.parent.exists():
+                private_dir(self.db_file.parent)
+            make_owner_only(sqlite_files(self.db_file))
+        out: int | IO[bytes] = asyncio.subprocess.DEVNULL
+        if self.log_file is not None:
+            out = os.fdopen(
+                os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+            )
         self._process = await asyncio.create_subprocess_exec(
             *self.command(),
             stdout=out,
@@ -122,10 +154,13 @@ class EmbeddedTemporal:
             # The server reads OTEL_* too: it refuses `console` and would send its own spans to
             # our collector. Tracing settings are for this process only.
             env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+            umask=0o077,  # what it creates (the SQLite file, its -wal/-shm) is owner-only
         )
         if not isinstance(out, int):
             out.close()
         await self._wait_ready(timeout)
+        if self.db_file is not None:
+            make_owner_only(sqlite_files(self.db_file))
 
     async def _wait_ready(self, timeout: float) -> None:
         assert self._process is not None
