@@ -44,7 +44,16 @@ from store import EventStore, KeyStore
 from workers.embedded import free_port
 
 from .common import Row, pct, say
-from .events import Burst, Verdict, Waiting, burst, resume_latency, task_done, verify_durable
+from .events import (
+    Burst,
+    Side,
+    Verdict,
+    Waiting,
+    alternate_latencies,
+    burst,
+    task_done,
+    verify_durable,
+)
 from .models import Approval, WaitInp
 from .workloads_events import REGISTRY, Approved, wait_run
 
@@ -182,17 +191,9 @@ async def measure_auth(client: Client, pool: asyncpg.Pool, args: Any, label: str
                 "http, no auth", durable_client, store, http, without.address, made.secret
             )
             keyed = HttpSide("http+key", durable_client, store, http, with_key.address, made.secret)
-            sides = [plain, keyed]
+            sides: list[Side] = [plain, keyed]
             say(f"[{label}] POST /events -> resume latency, {args.event_samples} runs each ...")
-            for side in sides:  # warm-up
-                await resume_latency(side)
-            sends: tuple[list[float], list[float]] = ([], [])
-            totals: tuple[list[float], list[float]] = ([], [])
-            for _ in range(args.event_samples):  # alternate, so drift hits both alike
-                for i, side in enumerate(sides):
-                    send_ms, total_ms = await resume_latency(side)
-                    sends[i].append(send_ms)
-                    totals[i].append(total_ms)
+            sends, totals = await alternate_latencies(sides, args.event_samples)
             rows += [
                 Row(
                     f"{label}: POST /events -> resume, p{q}",

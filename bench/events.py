@@ -150,6 +150,23 @@ async def resume_latency(side: Side) -> tuple[float, float]:
     return (sent - begin) * 1000, (done - begin) * 1000
 
 
+async def alternate_latencies(
+    sides: list[Side], samples: int
+) -> tuple[tuple[list[float], ...], tuple[list[float], ...]]:
+    """(send ms, total ms) per side over `samples` rounds after one warm-up each; the sides
+    alternate within a round, so drift hits them alike."""
+    for side in sides:  # warm-up
+        await resume_latency(side)
+    sends: tuple[list[float], ...] = tuple([] for _ in sides)
+    totals: tuple[list[float], ...] = tuple([] for _ in sides)
+    for _ in range(samples):
+        for i, side in enumerate(sides):
+            send_ms, total_ms = await resume_latency(side)
+            sends[i].append(send_ms)
+            totals[i].append(total_ms)
+    return sends, totals
+
+
 @dataclass
 class Burst:
     side: str
@@ -302,16 +319,7 @@ async def measure_events(
         dispatcher = asyncio.create_task(ingress.run_dispatcher())  # beside the worker
         try:
             say(f"[{label}] send_event -> resume latency, {args.event_samples} runs each ...")
-            sides: list[Side] = [raw, ours]
-            for side in sides:  # warm-up
-                await resume_latency(side)
-            sends: tuple[list[float], list[float]] = ([], [])
-            totals: tuple[list[float], list[float]] = ([], [])
-            for _ in range(args.event_samples):  # alternate, so drift hits both alike
-                for i, side in enumerate(sides):
-                    send_ms, total_ms = await resume_latency(side)
-                    sends[i].append(send_ms)
-                    totals[i].append(total_ms)
+            sends, totals = await alternate_latencies([raw, ours], args.event_samples)
             rows += [
                 Row(
                     f"{label}: send_event -> resume, p{q}",
