@@ -4,7 +4,8 @@ session calls a fleet worker makes while it runs a session, and pool, route and 
 Who may call what:
 - `POST /api/workers/register` takes a registration token (`rsp_live_...`) and nothing else;
   a registration token is accepted nowhere else.
-- The other worker and session calls take a runtime JWT. A worker sees only its own project's
+- The other worker and session calls take a runtime JWT, whose worker (`sub`) must be of the
+  org, project and registration the token claims. A worker sees only its own project's
   workers and sessions (another project's are as absent as missing ones) and acts only as itself.
 - `POST /api/sessions/{id}/progress` also takes the legacy shared worker key, when that is
   switched on (DURABLE_LEGACY_WORKER_KEY_ENABLED), with a deprecation warning in the log.
@@ -177,6 +178,18 @@ class FleetApi:
         worker = await self.fleet.worker(claims.sub)
         if worker is None or worker.status == "deregistered":
             return _unauthorized(f"runtime JWT of worker {claims.sub}: it deregistered", path)
+        if (worker.org_id, worker.project_id, worker.registration_id) != (
+            claims.org,
+            claims.proj,
+            claims.reg,
+        ):
+            return _unauthorized(
+                f"runtime JWT of worker {claims.sub} claims org {claims.org!r}, project "
+                f"{claims.proj!r}, registration {claims.reg!r}; the worker is of org "
+                f"{worker.org_id!r}, project {worker.project_id!r}, registration "
+                f"{worker.registration_id!r}",
+                path,
+            )
         return claims
 
     async def _admin_org(self, request: Request) -> str | JSONResponse:
@@ -587,7 +600,9 @@ def _pool_json(pool: Pool) -> dict[str, Any]:
 
 
 async def fleet_api(settings: Settings, pool: asyncpg.Pool) -> FleetApi:
-    """The fleet API as settings configure it."""
+    """The fleet API as settings configure it. ValueError when it must not start: with
+    DATABASE_URL set, neither DURABLE_FLEET_SIGNING_KEY nor DURABLE_FLEET_KEY_ENCRYPTION_KEY
+    (`runtime_keys`), or the legacy key switched on without one."""
     fleet = FleetStore(pool)
     legacy = settings.legacy_worker_key if settings.legacy_worker_key_enabled else None
     if settings.legacy_worker_key_enabled and legacy is None:

@@ -27,7 +27,7 @@ from workflows import registry
 
 from .app import create_app
 from .codec import codec_routes_for, open_codec_refusal
-from .fleet import fleet_api
+from .fleet import FleetApi, fleet_api
 from .health import Check
 from .oidc import OidcVerifier, config_from_env
 from .server import Server
@@ -52,6 +52,13 @@ def check_config(settings: Settings) -> OidcVerifier | None:
     return OidcVerifier(config) if config else None
 
 
+async def _fleet(settings: Settings, store: EventStore) -> FleetApi:
+    try:
+        return await fleet_api(settings, store.pool)
+    except ValueError as err:  # no signing key configured, a wrong encryption key, ...
+        raise NotStarting(str(err)) from None
+
+
 async def build_app(
     settings: Settings,
     client: DurableClient,
@@ -65,7 +72,7 @@ async def build_app(
         store,
         codec_routes=codec_routes_for(settings),
         linear_webhook_secrets=settings.linear_webhook_secret_list(),
-        fleet=await fleet_api(settings, store.pool),
+        fleet=await _fleet(settings, store),
         oidc=oidc,
         readiness=readiness,
     )

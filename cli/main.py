@@ -205,7 +205,10 @@ def dev(
             say(f"started the example run {handle.id}; waiting for its result ...")
             say((await handle.result()).model_dump_json(indent=2))
 
-    run(run_dev(settings, serve, demo=demo))
+    try:
+        run(run_dev(settings, serve, demo=demo))
+    except NotStarting as err:
+        raise fail(Exit.USAGE, f"not starting: {err}") from None
 
 
 @app.command()
@@ -232,7 +235,10 @@ def api(
         oidc = check_config(settings)
     except NotStarting as err:
         raise fail(Exit.USAGE, f"not starting: {err}") from None
-    run(run_api(settings, oidc))
+    try:
+        run(run_api(settings, oidc))
+    except NotStarting as err:
+        raise fail(Exit.USAGE, f"not starting: {err}") from None
 
 
 @app.command()

@@ -604,22 +604,37 @@ class FleetStore:
     # --- signing keys ---------------------------------------------------------------------------
 
     @_span
-    async def signing_keys(self) -> list[tuple[str, bytes]]:
-        """The runtime JWT signing keys, newest first, making one if there is none (every API
-        instance then signs with the same key)."""
+    async def signing_keys(
+        self, seal: Callable[[str, bytes], bytes]
+    ) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """The runtime JWT signing keys, newest first, as `seal(kid, private scalar)` encrypted
+        them, making one if there is none (every API instance then signs with the same key);
+        and the ids of keys found in clear (stored before keys were encrypted), which are
+        encrypted in place first, so no key stays readable in the table."""
         async with self.pool.acquire() as conn, conn.transaction():
             # API instances starting together take turns: one makes the key, all read it.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:signing-keys'))")
-            await conn.execute(
-                "INSERT INTO fleet_signing_keys (kid, private_key)"
-                " SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
-                secrets.token_hex(8),
-                secrets.token_bytes(32),
+            clear = await conn.fetch(
+                "SELECT kid, private_key FROM fleet_signing_keys WHERE NOT encrypted FOR UPDATE"
             )
-        rows = await self.pool.fetch(
-            "SELECT kid, private_key FROM fleet_signing_keys ORDER BY created_at DESC"
-        )
-        return [(r["kid"], bytes(r["private_key"])) for r in rows]
+            for row in clear:
+                await conn.execute(
+                    "UPDATE fleet_signing_keys SET private_key = $2, encrypted = true"
+                    " WHERE kid = $1",
+                    row["kid"],
+                    seal(row["kid"], bytes(row["private_key"])),
+                )
+            kid = secrets.token_hex(8)
+            await conn.execute(
+                "INSERT INTO fleet_signing_keys (kid, private_key, encrypted)"
+                " SELECT $1, $2, true WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
+                kid,
+                seal(kid, secrets.token_bytes(32)),
+            )
+            rows = await conn.fetch(
+                "SELECT kid, private_key FROM fleet_signing_keys ORDER BY created_at DESC"
+            )
+        return [(r["kid"], bytes(r["private_key"])) for r in rows], [r["kid"] for r in clear]
 
 
 _WORKERS = """SELECT w.id, w.org_id, w.project_id, w.pool_id::text, p.name AS pool_name,

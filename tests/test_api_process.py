@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from store import create_pool, migrate
 from tests.events.test_outage import RestartablePostgres
@@ -43,6 +45,14 @@ def get(url: str, key: str | None = None, body: Any = None) -> tuple[int, dict[s
 @asynccontextmanager
 async def api_process(env: dict[str, str]) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = free_port()
+    # Production refuses to keep the fleet's signing key in clear in the (shared) database:
+    # give it one of its own, as configuration.
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    env = {"DURABLE_FLEET_SIGNING_KEY": pem.decode(), **env}
     process = await asyncio.create_subprocess_exec(
         DURABLE,
         "api",

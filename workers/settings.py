@@ -12,6 +12,7 @@ from activities.agents import ProjectRoutes
 from activities.linear.steps import LinearCredentials
 from adapters.temporal import parse_codec_keys
 
+from .fleet.sealing import parse_encryption_key
 from .logs import level_named
 
 DEFAULT_TASK_QUEUE = "durable"
@@ -108,8 +109,13 @@ class Settings(BaseSettings):
         default=90.0, alias="DURABLE_FLEET_HEARTBEAT_GRACE_SECONDS", gt=0
     )
     # Runtime JWTs (ES256): the P-256 signing key in PEM (unset: one kept in Postgres, made on
-    # first use), issuer, audience and lifetime.
+    # first use, encrypted with AES-256-GCM under DURABLE_FLEET_KEY_ENCRYPTION_KEY, base64 of
+    # 32 bytes; with neither set, only the embedded stack starts: see workers/fleet/admin.py),
+    # issuer, audience and lifetime (the most the API accepts, whatever a token says).
     fleet_signing_key: SecretStr | None = Field(default=None, alias="DURABLE_FLEET_SIGNING_KEY")
+    fleet_key_encryption_key: SecretStr | None = Field(
+        default=None, alias="DURABLE_FLEET_KEY_ENCRYPTION_KEY"
+    )
     fleet_issuer: str = Field(default="durable", alias="DURABLE_FLEET_ISSUER")
     fleet_audience: str = Field(default="durable-workers", alias="DURABLE_FLEET_AUDIENCE")
     fleet_jwt_ttl_seconds: int = Field(default=900, alias="DURABLE_FLEET_JWT_TTL_SECONDS", ge=60)
@@ -159,6 +165,13 @@ class Settings(BaseSettings):
     def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_codec_keys(value.get_secret_value())  # fail at startup, not at first payload
+        return value
+
+    @field_validator("fleet_key_encryption_key")
+    @classmethod
+    def _valid_fleet_key_encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:  # fail at startup, naming the variable, never the key
+            parse_encryption_key(value.get_secret_value())
         return value
 
     @field_validator("log_level")

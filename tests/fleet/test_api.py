@@ -483,3 +483,64 @@ async def test_register_refuses_a_huge_or_deeply_nested_body_without_holding_it(
         "/api/workers/register", headers=bearer(token), content=b"[" * 200_000
     )
     assert nested.status_code == 400 and "not valid JSON" in nested.json()["error"]
+
+
+async def test_a_validly_signed_100_year_token_is_refused(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker_id, good = await api.worker("atlas")
+    claims = api.keys.verify(good).model_dump()
+    kid, key = api.keys._keys[0]  # the API's real signing key
+    century = jwt.encode(
+        {**claims, "exp": claims["iat"] + 100 * 365 * 24 * 3600},
+        key,
+        algorithm="ES256",
+        headers={"kid": kid},
+    )
+    for method, path in (
+        ("POST", f"/api/workers/{worker_id}/heartbeat"),
+        ("POST", f"/api/workers/{worker_id}/refresh"),
+        ("POST", "/api/sessions/any/claim"),
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "durable.fleet.api"):
+            response = await api.http.request(method, path, headers=bearer(century), json={})
+        assert (response.status_code, response.json()) == (401, UNAUTHORIZED), path
+        assert any("exceeds the maximum of 960 s" in r for r in reasons(caplog)), path
+    beat = await api.http.post(f"/api/workers/{worker_id}/heartbeat", headers=bearer(good))
+    assert beat.status_code == 200, "the same worker's real token still works"
+
+
+async def test_a_token_claiming_another_org_or_project_than_its_worker_s_is_refused(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Signed with the real key for worker W of org A, project atlas, but claiming org B (or
+    project borealis): refused on worker and session routes, the reason logged."""
+    worker_id, good = await api.worker("atlas")
+    claims = api.keys.verify(good)
+    other_org = f"org-{uuid.uuid4().hex[:8]}"
+    await api.store.create_pool(other_org, "local-a", "local")
+    elsewhere = Api(api.http, api.keys, api.store, api.pool, other_org)
+    sessions = {
+        (other_org, "atlas"): await placed_session(elsewhere, "atlas"),
+        (api.org, "borealis"): await placed_session(api, "borealis"),
+    }
+    for (org, project), session_id in sessions.items():
+        lying, _ = api.keys.mint(
+            project=project, org=org, worker=worker_id, registration=claims.reg
+        )
+        for method, path, body in (
+            ("POST", f"/api/workers/{worker_id}/heartbeat", {}),
+            ("GET", "/api/workers", None),
+            ("POST", f"/api/sessions/{session_id}/claim", {}),
+            ("POST", f"/api/sessions/{session_id}/progress", {"seq": 1, "line": "x", "claim": 1}),
+            ("POST", f"/api/sessions/{session_id}/output", {"transcript": [], "claim": 1}),
+        ):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, "durable.fleet.api"):
+                response = await api.http.request(method, path, headers=bearer(lying), json=body)
+            assert (response.status_code, response.json()) == (401, UNAUTHORIZED), (org, path)
+            expected = f"runtime JWT of worker {worker_id} claims org {org!r}, project {project!r}"
+            assert any(r.startswith(expected) for r in reasons(caplog)), (org, path)
+        record = await SessionStore(api.pool).get(session_id)
+        assert record is not None and record.worker_id == "" and record.progress == []

@@ -3,6 +3,8 @@ and unknown tokens are refused with a reason for the log."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -17,6 +19,8 @@ from store import FleetStore, RegistrationRefused
 from workers.fleet import issue_registration_token, registration_token_hash
 from workers.fleet.admin import runtime_keys
 from workers.settings import Settings
+
+ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 async def test_a_token_is_stored_as_a_hash_and_its_uses_counted(pool: asyncpg.Pool) -> None:
@@ -60,7 +64,10 @@ async def test_the_signing_key_is_shared_by_api_instances_or_given_in_pem(
     pool: asyncpg.Pool,
 ) -> None:
     store = FleetStore(pool)
-    one, two = await runtime_keys(Settings(), store), await runtime_keys(Settings(), store)
+    # The key kept in Postgres is encrypted under DURABLE_FLEET_KEY_ENCRYPTION_KEY, which every
+    # instance is given (tests/fleet/test_signing_keys.py: what the table alone is worth).
+    sealed = Settings(fleet_key_encryption_key=SecretStr(ENCRYPTION_KEY))
+    one, two = await runtime_keys(sealed, store), await runtime_keys(sealed, store)
     token, _ = one.mint(project="p", org="o", worker="w", registration="r")
     assert two.verify(token).sub == "w", "a second API instance verifies the first one's tokens"
 

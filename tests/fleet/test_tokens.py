@@ -153,3 +153,36 @@ def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
         del claims[missing]
         token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
         assert rejected(keys, token) == f"missing claim {missing!r}"
+
+
+def test_a_validly_signed_token_living_longer_than_the_ttl_is_refused(keys: RuntimeKeys) -> None:
+    """Whatever a token says, it lives at most the TTL we mint (15 min here) plus a minute:
+    a 100-year token signed with the real key is refused."""
+    kid, key = keys._keys[0]
+    now = int(datetime.now(UTC).timestamp())
+    base = {
+        "proj": "p1",
+        "org": "acme",
+        "sub": "w1",
+        "reg": "r1",
+        "scope": "worker",
+        "permissions": ["default:worker"],
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "jti": "j",
+    }
+
+    def signed(**claims: int) -> str:
+        return jwt.encode({**base, **claims}, key, algorithm="ES256", headers={"kid": kid})
+
+    century = 100 * 365 * 24 * 3600
+    assert rejected(keys, signed(exp=now + century)) == (
+        f"lifetime of {century} s exceeds the maximum of 960 s"
+    )
+    assert "exceeds the maximum" in rejected(keys, signed(exp=now + 15 * 60 + 61))
+    # An `iat` moved forward to hide the lifetime is refused too.
+    assert rejected(keys, signed(iat=now + century - 60, exp=now + century)) == "not yet valid"
+    # Within the TTL and its leeway: accepted.
+    assert keys.verify(signed(exp=now + 15 * 60 + 60)).sub == "w1"

@@ -4,6 +4,7 @@ registration token, and a project's fleet status."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from store import FleetError, FleetStore, Pool, Route
 
 from ..settings import Settings
+from .sealing import local_encryption_key, parse_encryption_key, seal, unseal
 from .tokens import IssuedToken, RuntimeKeys, issue_registration_token
+
+log = logging.getLogger("durable.fleet")
 
 
 def _kid(key: ec.EllipticCurvePrivateKey) -> str:
@@ -39,16 +43,52 @@ def signing_key_from_pem(pem: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+NO_KEY_CONFIGURED = (
+    "the fleet API needs DURABLE_FLEET_SIGNING_KEY (a P-256 private key in PEM) or "
+    "DURABLE_FLEET_KEY_ENCRYPTION_KEY (base64 of 32 bytes: openssl rand -base64 32, which "
+    "encrypts the signing key kept in PostgreSQL); neither is set, and without them a key kept "
+    "in the database would be readable by anyone who can read the database"
+)
+
+
+def encryption_key(settings: Settings) -> bytes:
+    """DURABLE_FLEET_KEY_ENCRYPTION_KEY; in the embedded stack (no DATABASE_URL) without it, a
+    key made once and kept owner-only in DURABLE_DATA_DIR/fleet-key-encryption. With
+    DATABASE_URL set and neither it nor DURABLE_FLEET_SIGNING_KEY: ValueError, naming both."""
+    if settings.fleet_key_encryption_key is not None:
+        return parse_encryption_key(settings.fleet_key_encryption_key.get_secret_value())
+    if settings.database_url is None:
+        return local_encryption_key(settings.data_dir / "fleet-key-encryption")
+    raise ValueError(NO_KEY_CONFIGURED)
+
+
 async def runtime_keys(settings: Settings, fleet: FleetStore) -> RuntimeKeys:
     """DURABLE_FLEET_SIGNING_KEY's key, or the ones kept in Postgres (made on first use: 32
-    random bytes, the P-256 private scalar)."""
+    random bytes, the P-256 private scalar), encrypted under `encryption_key(settings)`: the
+    table alone signs nothing. A key found there in clear (kept before keys were encrypted) is
+    encrypted in place, with a warning: it was readable until now, so rotate it."""
     if settings.fleet_signing_key is not None:
         key = signing_key_from_pem(settings.fleet_signing_key.get_secret_value())
         keys = [(_kid(key), key)]
     else:
+        secret = encryption_key(settings)
+        stored, were_clear = await fleet.signing_keys(lambda kid, scalar: seal(secret, kid, scalar))
+        if were_clear:
+            log.warning(
+                "fleet signing keys %s were stored in clear; they are encrypted now, but whoever "
+                "could read fleet_signing_keys before could mint runtime JWTs with them: rotate "
+                "(set DURABLE_FLEET_SIGNING_KEY, or delete those rows, then register workers "
+                "again)",
+                ", ".join(were_clear),
+            )
         keys = [
-            (kid, ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1()))
-            for kid, raw in await fleet.signing_keys()
+            (
+                kid,
+                ec.derive_private_key(
+                    int.from_bytes(unseal(secret, kid, raw), "big"), ec.SECP256R1()
+                ),
+            )
+            for kid, raw in stored
         ]
     return RuntimeKeys(
         keys,

@@ -3,7 +3,9 @@
 A registration token (`rsp_live_...`) is random, shown once, and kept only as its SHA-256; logs
 name it by its first characters. A runtime JWT is short-lived and signed with ECDSA P-256
 (`ES256`) under a key id (`kid`); verification pins the algorithm, the issuer and the audience,
-and requires every claim. A rejection carries its reason for the log; callers answer a bare 401.
+and requires every claim, and a token may live no longer than the lifetime we mint (plus a
+minute) whatever it says: a validly signed token claiming a longer life is refused. A rejection
+carries its reason for the log; callers answer a bare 401.
 
 ES256, and the `permissions` claim (`["<namespace>:worker"]`), because that is what Temporal's
 own JWT authorizer takes: its default key provider reads RS256 and ES256 keys from a JWKS, and
@@ -100,6 +102,7 @@ class RuntimeKeys:
         ttl: timedelta = timedelta(minutes=15),
         leeway: timedelta = timedelta(seconds=30),
         namespace: str = "default",
+        lifetime_leeway: timedelta = timedelta(seconds=60),
     ) -> None:
         if not keys:
             raise ValueError("at least one signing key is needed")
@@ -112,6 +115,8 @@ class RuntimeKeys:
         }
         self.issuer, self.audience, self.ttl, self.leeway = issuer, audience, ttl, leeway
         self.namespace = namespace  # the Temporal namespace the `permissions` claim names
+        # The longest life a token may have, whatever it says: what we mint, and a little more.
+        self.max_lifetime = ttl + lifetime_leeway
 
     @classmethod
     def generate(cls, *, issuer: str, audience: str, **kwargs: Any) -> RuntimeKeys:
@@ -206,8 +211,16 @@ class RuntimeKeys:
         except jwt.PyJWTError as err:
             raise TokenRejected(f"invalid token: {err}") from None
         try:
-            return RuntimeClaims.model_validate(payload)
+            claims = RuntimeClaims.model_validate(payload)
         except ValidationError as err:
             raise TokenRejected(
                 f"claims of the wrong shape: {err.error_count()} error(s)"
             ) from None
+        longest = self.max_lifetime.total_seconds()
+        if claims.exp - claims.iat > longest:
+            raise TokenRejected(
+                f"lifetime of {claims.exp - claims.iat} s exceeds the maximum of {longest:.0f} s"
+            )
+        if claims.exp - datetime.now(UTC).timestamp() > longest + self.leeway.total_seconds():
+            raise TokenRejected(f"expires more than {longest:.0f} s from now")
+        return claims
