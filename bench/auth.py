@@ -43,7 +43,7 @@ from api.server import ApiServer
 from store import EventStore, KeyStore
 from workers.embedded import free_port
 
-from .common import Row, pct, say
+from .common import Row, p50_p95, say
 from .events import (
     Burst,
     Side,
@@ -194,24 +194,8 @@ async def measure_auth(client: Client, pool: asyncpg.Pool, args: Any, label: str
             sides: list[Side] = [plain, keyed]
             say(f"[{label}] POST /events -> resume latency, {args.event_samples} runs each ...")
             sends, totals = await alternate_latencies(sides, args.event_samples)
-            rows += [
-                Row(
-                    f"{label}: POST /events -> resume, p{q}",
-                    pct(totals[0], p),
-                    pct(totals[1], p),
-                    "ms",
-                )
-                for q, p in ((50, 0.5), (95, 0.95))
-            ]
-            rows += [
-                Row(
-                    f"{label}: of which the POST (until its 202), p{q}",
-                    pct(sends[0], p),
-                    pct(sends[1], p),
-                    "ms",
-                )
-                for q, p in ((50, 0.5), (95, 0.95))
-            ]
+            rows += p50_p95(f"{label}: POST /events -> resume", totals[0], totals[1])
+            rows += p50_p95(f"{label}: of which the POST (until its 202)", sends[0], sends[1])
             n, rounds = args.auth_burst, args.auth_rounds
             say(
                 f"[{label}] {rounds} rounds of 4 bursts: {n} waiting runs, {n} POST /events,"

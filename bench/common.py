@@ -27,3 +27,11 @@ class Row:
         digits = 2 if self.unit == "s" else 1
         raw, ours = (f"{value:.{digits}f} {self.unit}" for value in (self.raw, self.durable))
         return f"| {self.figure} | {raw} | {ours} | {ratio:.2f} |"
+
+
+def p50_p95(figure: str, raw: list[float], durable: list[float], unit: str = "ms") -> list[Row]:
+    """The `figure, p50` and `figure, p95` rows of two sample sets."""
+    return [
+        Row(f"{figure}, p{q}", pct(raw, p), pct(durable, p), unit)
+        for q, p in ((50, 0.5), (95, 0.95))
+    ]

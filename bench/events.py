@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from adapters.temporal import EventIngress, TemporalDurableClient, build_worker
 from store import EventStore
 
-from .common import Row, pct, say
+from .common import Row, p50_p95, pct, say
 from .models import Approval, RawEvent, Received, WaitInp
 from .workloads_events import REGISTRY, Approved, wait_run
 from .workloads_raw import RawWait
@@ -320,15 +320,7 @@ async def measure_events(
         try:
             say(f"[{label}] send_event -> resume latency, {args.event_samples} runs each ...")
             sends, totals = await alternate_latencies([raw, ours], args.event_samples)
-            rows += [
-                Row(
-                    f"{label}: send_event -> resume, p{q}",
-                    pct(totals[0], p),
-                    pct(totals[1], p),
-                    "ms",
-                )
-                for q, p in ((50, 0.5), (95, 0.95))
-            ]
+            rows += p50_p95(f"{label}: send_event -> resume", totals[0], totals[1])
             rows.append(
                 Row(
                     f"{label}: of which the send call (signal for raw), p50",

@@ -132,35 +132,9 @@ def test_alg_none_and_other_algorithms_are_refused(keys: RuntimeKeys) -> None:
     assert rejected(keys, "not-a-jwt").startswith("malformed token")
 
 
-def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
-    kid, key = keys._keys[0]
-    now = int(datetime.now(UTC).timestamp())
-    for missing in ("reg", "jti", "nbf", "proj", "permissions"):
-        claims = {
-            "proj": "p1",
-            "org": "acme",
-            "sub": "w1",
-            "reg": "r1",
-            "scope": "worker",
-            "permissions": ["default:worker"],
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "exp": now + 60,
-            "iat": now,
-            "nbf": now,
-            "jti": "j",
-        }
-        del claims[missing]
-        token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
-        assert rejected(keys, token) == f"missing claim {missing!r}"
-
-
-def test_a_validly_signed_token_living_longer_than_the_ttl_is_refused(keys: RuntimeKeys) -> None:
-    """Whatever a token says, it lives at most the TTL we mint (15 min here) plus a minute:
-    a 100-year token signed with the real key is refused."""
-    kid, key = keys._keys[0]
-    now = int(datetime.now(UTC).timestamp())
-    base = {
+def worker_claims(now: int) -> dict[str, object]:
+    """Every claim a worker's runtime JWT needs but `exp`, issued `now`."""
+    return {
         "proj": "p1",
         "org": "acme",
         "sub": "w1",
@@ -173,6 +147,24 @@ def test_a_validly_signed_token_living_longer_than_the_ttl_is_refused(keys: Runt
         "nbf": now,
         "jti": "j",
     }
+
+
+def test_a_token_missing_a_claim_is_refused(keys: RuntimeKeys) -> None:
+    kid, key = keys._keys[0]
+    now = int(datetime.now(UTC).timestamp())
+    for missing in ("reg", "jti", "nbf", "proj", "permissions"):
+        claims = {**worker_claims(now), "exp": now + 60}
+        del claims[missing]
+        token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
+        assert rejected(keys, token) == f"missing claim {missing!r}"
+
+
+def test_a_validly_signed_token_living_longer_than_the_ttl_is_refused(keys: RuntimeKeys) -> None:
+    """Whatever a token says, it lives at most the TTL we mint (15 min here) plus a minute:
+    a 100-year token signed with the real key is refused."""
+    kid, key = keys._keys[0]
+    now = int(datetime.now(UTC).timestamp())
+    base = worker_claims(now)
 
     def signed(**claims: int) -> str:
         return jwt.encode({**base, **claims}, key, algorithm="ES256", headers={"kid": kid})
