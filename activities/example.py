@@ -8,6 +8,7 @@ import asyncpg
 from pydantic import BaseModel
 
 import durable
+from store import as_org
 
 
 class PlanInput(BaseModel):
@@ -81,15 +82,18 @@ class NoteActivities:
     @durable.implements(record_note)
     async def record_note(self, input: NoteInput) -> Note:
         info = durable.activity_context().info
-        inserted = await self._pool.fetchval(
-            """INSERT INTO notes (idempotency_key, workflow_id, topic, body, attempt)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (idempotency_key) DO NOTHING
-               RETURNING true""",
-            info.idempotency_key,
-            info.workflow_id,
-            input.topic,
-            input.body,
-            info.attempt,
-        )
+        org_id = info.tenancy.org_id
+        async with as_org(self._pool, org_id) as conn:  # the run's org, under its policy
+            inserted = await conn.fetchval(
+                """INSERT INTO notes (idempotency_key, workflow_id, topic, body, attempt, org_id)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (idempotency_key) DO NOTHING
+                   RETURNING true""",
+                info.idempotency_key,
+                info.workflow_id,
+                input.topic,
+                input.body,
+                info.attempt,
+                org_id,
+            )
         return Note(idempotency_key=info.idempotency_key, created=bool(inserted))

@@ -103,7 +103,7 @@ def create_app(
         if isinstance(org_id, JSONResponse):
             return org_id
         try:
-            record = await sessions.get(session_id)
+            record = await sessions.get(session_id, org_id=org_id)
         except CONNECTION_ERRORS as err:
             return server_error(request, 503, "the session store is unreachable; try again", err)
         if record is None or record.org_id != org_id:

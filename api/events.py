@@ -195,8 +195,9 @@ class EventRoutes:
     async def get(self, request: Request, principal: Principal) -> JSONResponse:
         given = request.path_params["event_id"]
         try:
-            stored = await self.store.get(scoped_id(principal.org_id, given))
-            found = await self.store.deliveries_of(stored.id) if stored else []
+            org_id = principal.org_id
+            stored = await self.store.get(scoped_id(org_id, given), org_id=org_id)
+            found = await self.store.deliveries_of(stored.id, org_id=org_id) if stored else []
         except CONNECTION_ERRORS as err:
             return server_error(request, 503, "the event store is unreachable; try again", err)
         if stored is None:

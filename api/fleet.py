@@ -171,12 +171,18 @@ class FleetApi:
             return _unauthorized(f"runtime JWT refused: {err.reason}", path)
         if claims.scope != WORKER_SCOPE:
             return _unauthorized(f"runtime JWT with scope {claims.scope!r}", path)
-        if not await self.fleet.registration_valid(claims.reg):
+        worker = await self.fleet.worker(claims.sub, org_id=claims.org)
+        if worker is None:
+            return _unauthorized(
+                f"runtime JWT of worker {claims.sub} claims org {claims.org!r}, project "
+                f"{claims.proj!r}; that org has no such worker",
+                path,
+            )
+        if not await self.fleet.registration_valid(claims.reg, org_id=claims.org):
             return _unauthorized(
                 f"runtime JWT of worker {claims.sub}: its registration was revoked", path
             )
-        worker = await self.fleet.worker(claims.sub)
-        if worker is None or worker.status == "deregistered":
+        if worker.status == "deregistered":
             return _unauthorized(f"runtime JWT of worker {claims.sub}: it deregistered", path)
         if (worker.org_id, worker.project_id, worker.registration_id) != (
             claims.org,
@@ -276,7 +282,7 @@ class FleetApi:
         """None when the path names the calling worker; 404 for another project's (as absent
         as a missing one), 403 for another worker of the same project."""
         worker_id = request.path_params["worker_id"]
-        found = await self.fleet.worker(worker_id)
+        found = await self.fleet.worker(worker_id, org_id=claims.org)
         if found is None or (found.org_id, found.project_id) != (claims.org, claims.proj):
             return _error(404, f"no worker {worker_id!r}")
         if worker_id != claims.sub:
@@ -284,13 +290,13 @@ class FleetApi:
         return None
 
     async def list_workers(self, request: Request, claims: RuntimeClaims) -> Response:
-        await self.fleet.mark_offline(self.grace)
+        await self.fleet.mark_offline(self.grace, org_id=claims.org)
         workers = await self.fleet.workers(claims.org, claims.proj)
         return JSONResponse({"workers": [_worker_json(w) for w in workers]})
 
     async def describe_worker(self, request: Request, claims: RuntimeClaims) -> Response:
-        await self.fleet.mark_offline(self.grace)
-        found = await self.fleet.worker(request.path_params["worker_id"])
+        await self.fleet.mark_offline(self.grace, org_id=claims.org)
+        found = await self.fleet.worker(request.path_params["worker_id"], org_id=claims.org)
         if found is None or (found.org_id, found.project_id) != (claims.org, claims.proj):
             return _error(404, f"no worker {request.path_params['worker_id']!r}")
         return JSONResponse(_worker_json(found))
@@ -304,7 +310,7 @@ class FleetApi:
             return body
         settle = timedelta(seconds=max(10.0, 2 * self.heartbeat_seconds))
         if not await self.fleet.heartbeat(
-            claims.sub, body.sessions, settle=settle, active=body.active
+            claims.sub, body.sessions, org_id=claims.org, settle=settle, active=body.active
         ):
             return _error(410, f"worker {claims.sub} deregistered; register again")
         return JSONResponse({"ok": True, "heartbeatSeconds": self.heartbeat_seconds})
@@ -313,7 +319,7 @@ class FleetApi:
         refused = await self._own_worker(request, claims)
         if refused is not None:
             return refused
-        found = await self.fleet.worker(claims.sub)
+        found = await self.fleet.worker(claims.sub, org_id=claims.org)
         if found is None or found.status == "deregistered":
             return _error(410, f"worker {claims.sub} deregistered; register again")
         jwt, fresh = self.keys.mint(
@@ -325,7 +331,7 @@ class FleetApi:
         refused = await self._own_worker(request, claims)
         if refused is not None:
             return refused
-        await self.fleet.deregister(claims.sub)
+        await self.fleet.deregister(claims.sub, org_id=claims.org)
         log.info("worker deregistered", extra={"worker": claims.sub})
         return Response(status_code=204)
 
@@ -341,8 +347,8 @@ class FleetApi:
         worker's pool for its project: another project's (or org's) session is as absent as a
         missing one (404), another pool's is refused (403)."""
         session_id = request.path_params["session_id"]
-        placed = await self.fleet.session_placement(session_id)
-        worker = await self.fleet.worker(claims.sub)
+        placed = await self.fleet.session_placement(session_id, org_id=claims.org)
+        worker = await self.fleet.worker(claims.sub, org_id=claims.org)
         if placed is None or (placed.org_id, placed.project) != (claims.org, claims.proj):
             return _error(404, f"no agent session {session_id!r}")
         if worker is None or placed.pool_id != worker.pool_id:
@@ -396,15 +402,16 @@ class FleetApi:
             return body
         session_id = request.path_params["session_id"]
         if claims is None:
-            if await self.fleet.session_placement(session_id) is None:
+            placement = await self.fleet.session_placement_any_org(session_id)
+            if placement is None:
                 return _error(404, f"no agent session {session_id!r}")
-            attempt = body.attempt
+            org_id, attempt = placement.org_id, body.attempt
         else:
             placed = await self._claimed(request, claims, body.claim)
             if isinstance(placed, Response):
                 return placed
-            attempt = placed.claims
-        await self.sessions.add_progress(session_id, attempt, body.seq, body.line)
+            org_id, attempt = placed.org_id, placed.claims
+        await self.sessions.add_progress(session_id, attempt, body.seq, body.line, org_id=org_id)
         return JSONResponse({"ok": True})
 
     async def output(self, request: Request, claims: RuntimeClaims) -> Response:
@@ -415,7 +422,11 @@ class FleetApi:
         if isinstance(placed, Response):
             return placed
         await self.sessions.save_output(
-            request.path_params["session_id"], placed.claims, body.transcript, body.result
+            request.path_params["session_id"],
+            placed.claims,
+            body.transcript,
+            body.result,
+            org_id=placed.org_id,
         )
         return JSONResponse({"ok": True})
 

@@ -98,7 +98,9 @@ class HttpSide:
         return Waiting(handle.temporal, handle.result)
 
     async def ready(self, run: Waiting) -> bool:
-        return bool(await self.store.open_waits(run.id)) and await task_done(run.temporal)
+        return bool(await self.store.open_waits(run.id, org_id=ORG)) and await task_done(
+            run.temporal
+        )
 
     async def send(self, run: Waiting, event_id: str) -> None:
         body = {"type": Approved.type, "id": event_id, "data": Approval(run_id=run.id).model_dump()}

@@ -116,7 +116,9 @@ class DurableSide:
 
     async def ready(self, run: Waiting) -> bool:
         """Its wait is open in the store, and the workflow task that opened it is done."""
-        return bool(await self.store.open_waits(run.id)) and await task_done(run.temporal)
+        return bool(await self.store.open_waits(run.id, org_id="")) and await task_done(
+            run.temporal
+        )
 
     async def send(self, run: Waiting, event_id: str) -> None:
         await self.client.send_event(Approved(id=event_id, data=Approval(run_id=run.id)))
@@ -263,8 +265,8 @@ async def verify_durable(result: Burst, store: EventStore, side: str = "durable"
 
     async def check(run_id: str, event_id: str) -> None:
         async with gate:
-            deliveries = await store.deliveries_of(event_id)
-            still_open = await store.open_waits(run_id)
+            deliveries = await store.deliveries_of(event_id, org_id="")
+            still_open = await store.open_waits(run_id, org_id="")
         delivered = [
             d
             for d, state in deliveries

@@ -184,11 +184,13 @@ def tokens_create(
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
+def tokens_revoke(
+    org: Org, token_id: Annotated[str, typer.Argument(help="The token's id.")]
+) -> None:
     """Revoke a registration token: its workers' next JWT refresh is refused, and their JWTs
     stop being accepted."""
-    if not _with_fleet(lambda f: f.revoke(token_id)):
-        raise fail(Exit.NOT_FOUND, f"no unrevoked registration token {token_id!r}")
+    if not _with_fleet(lambda f: f.revoke(token_id, org_id=org)):
+        raise fail(Exit.NOT_FOUND, f"org {org!r} has no unrevoked registration token {token_id!r}")
     typer.echo(f"revoked {token_id}")
 
 

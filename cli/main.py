@@ -95,6 +95,31 @@ def with_client(action: Callable[[DurableClient], Awaitable[T]], *, events: bool
     return run(go())
 
 
+async def org_of_run(run_id: str, org: str | None) -> str:
+    """`org` if given, else the org the run belongs to (from its Temporal memo); '' for a run of
+    no org or one Temporal does not know. Store reads run as that org, under row-level
+    security."""
+    if org is not None:
+        return org
+    from workers.runtime import durable_client
+
+    try:
+        client = await durable_client(Settings())
+    except TemporalUnreachable as err:
+        raise fail(Exit.UNAVAILABLE, f"{err}; or name the run's org with --org") from None
+    try:
+        tenancy = (await client.get(run_id).describe()).tenancy
+    except UnknownRun:
+        return ""
+    return tenancy.org_id if tenancy is not None else ""
+
+
+ORG_OPTION = typer.Option(
+    "--org",
+    help="The run's org; by default the org its Temporal memo names ('' for none).",
+)
+
+
 def print_json(value: BaseModel | dict[str, Any] | list[Any]) -> None:
     if isinstance(value, BaseModel):
         typer.echo(value.model_dump_json(indent=2))
@@ -482,7 +507,10 @@ async def _parse(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event
 
 
 @app.command()
-def waits(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+def waits(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    org: Annotated[str | None, ORG_OPTION] = None,
+) -> None:
     """List the events a run is waiting for."""
     from store import EventStore, create_pool
     from workers.runtime import database_url
@@ -490,7 +518,7 @@ def waits(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
     async def go() -> list[dict[str, Any]]:
         pool = await create_pool(database_url(Settings()), max_size=1)
         try:
-            return await EventStore(pool).open_waits(run_id)
+            return await EventStore(pool).open_waits(run_id, org_id=await org_of_run(run_id, org))
         finally:
             await pool.close()
 
@@ -568,6 +596,7 @@ def session(
     show_result: Annotated[bool, typer.Option("--result", help="Print the result JSON.")] = False,
     transcript: Annotated[bool, typer.Option("--transcript", help="Print the transcript.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    org: Annotated[str | None, ORG_OPTION] = None,
 ) -> None:
     """Show an agent session: status, the progress lines its agent reported (while it runs,
     too), its error, and where its result and transcript are stored."""
@@ -582,7 +611,8 @@ def session(
         pool = await create_pool(database_url(Settings()), max_size=1)
         try:
             store = SessionStore(pool)
-            record = await store.get(session_id, transcript=transcript or as_json)
+            org_id = await org_of_run(session_id, org)
+            record = await store.get(session_id, org_id=org_id, transcript=transcript or as_json)
             if record is None:
                 raise fail(
                     Exit.NOT_FOUND,
@@ -611,10 +641,10 @@ def session(
                 seen = p.id
             while follow and not record.is_terminal:
                 await asyncio.sleep(1.0)
-                for p in await store.progress(session_id, after=seen):
+                for p in await store.progress(session_id, after=seen, org_id=org_id):
                     typer.echo(line(p))
                     seen = p.id
-                found = await store.get(session_id, transcript=transcript)
+                found = await store.get(session_id, org_id=org_id, transcript=transcript)
                 record = found or record
             if follow:
                 typer.echo(f"{'status':<13}{record.status}")

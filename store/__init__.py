@@ -1,7 +1,7 @@
 """Postgres: the connection pool and versioned migrations."""
 
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
-from ._events import Delivery, EventStore, Ingested, StartRequest, StoredEvent, ThrottleKey
+from ._events import EventStore, Ingested, StartRequest
 from ._fleet import (
     PROVIDERS,
     Capacity,
@@ -18,8 +18,10 @@ from ._fleet import (
 from ._keys import ApiKey, KeyRefused, KeyStore, NewKey, org_of_key
 from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
+from ._org import APP_ROLE, as_org
 from ._pm import PmStore
 from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
+from ._records import Delivery, StoredEvent
 from ._sessions import (
     NewSession,
     ProgressLine,
@@ -28,8 +30,11 @@ from ._sessions import (
     result_ref,
     session_of,
 )
+from ._slots import ThrottleKey
 
 __all__ = [
+    "APP_ROLE",
+    "as_org",
     "ApiKey",
     "KeyRefused",
     "KeyStore",

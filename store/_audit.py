@@ -1,24 +1,22 @@
 """The step audit: one `step_executions` row per step attempt, written in one commit, read per
 org, under PostgreSQL row-level security.
 
-Every statement runs in a transaction that first drops to the application role
-(`SET LOCAL ROLE durable_app`: not the owner, not superuser, no BYPASSRLS) and sets the org
-with `set_config('app.org_id', $1, true)`: both end with the transaction, so neither leaks to
-the next user of a pooled connection. The table's policy then limits reads to that org and
-refuses a write for another (`WITH CHECK`).
+Every statement runs as the application role with the row's org set (`_org.as_org`): the
+table's policy limits reads to that org and refuses a write for another (`WITH CHECK`). The
+application role may insert and read rows, never change or delete them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-APP_ROLE = "durable_app"
+from ._org import as_org
+
 # A row for an attempt that never reported: recorded by the next attempt of the step.
 LOST_ATTEMPT = (
     "this attempt did not report: its worker was lost, it timed out, or its audit write failed"
@@ -46,17 +44,6 @@ _COLUMNS = (
     "org_id, workspace_id, project_id, instance_id, node_id, workflow_type, step_id, action,"
     " attempt, status, started_at, ended_at, error"
 )
-
-
-@asynccontextmanager
-async def as_org(pool: asyncpg.Pool, org_id: str) -> AsyncIterator[Any]:
-    """A connection in a transaction as the application role (`SET LOCAL ROLE durable_app`),
-    with `app.org_id` set to `org_id`: what every row-level-security policy reads. Both end with
-    the transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-        await conn.execute("SELECT set_config('app.org_id', $1, true)", org_id)
-        yield conn
 
 
 class StepAudit:

@@ -2,6 +2,11 @@
 registration tokens (stored as their hash only; redeeming one checks expiry and revocation and
 counts the use in one statement), the workers that registered with them, and their capacity.
 
+Every statement runs as one org under row-level security (`_org.as_org`): the org comes from
+the caller's credential (an admin's API key, a runtime JWT's `org`). Redeeming a registration
+token is the one lookup made before the org is known: the policy of `registration_tokens` also
+lets a transaction see the row whose hash it sets as `app.token_hash`, and nothing else.
+
 A worker is live while its heartbeats keep coming: one silent for longer than the grace period
 is marked offline by the next reader that asks (`mark_offline`), and its slots stop counting."""
 
@@ -19,6 +24,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry.trace import TracerProvider
 
+from ._org import APP_ROLE, as_org, each_org
 from ._tracing import db_spans, store_tracer
 
 _span = db_spans("fleet")
@@ -164,38 +170,52 @@ class FleetStore:
         name: str = "",
     ) -> str:
         token_id = str(uuid.uuid4())
-        await self.pool.execute(
-            "INSERT INTO registration_tokens (id, org_id, project_id, token_hash, prefix,"
-            " expires_at, pool_id, name)"
-            " VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6, $7, $8)",
-            token_id,
-            org_id,
-            project_id,
-            token_hash,
-            prefix,
-            ttl,
-            pool_id,
-            name,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                "INSERT INTO registration_tokens (id, org_id, project_id, token_hash, prefix,"
+                " expires_at, pool_id, name)"
+                " VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6, $7, $8)",
+                token_id,
+                org_id,
+                project_id,
+                token_hash,
+                prefix,
+                ttl,
+                pool_id,
+                name,
+            )
         return token_id
 
     @_span
     async def redeem(self, token_hash: str) -> Registration:
         """The registration a token stands for, counting this use; RegistrationRefused when
-        it is unknown, expired or revoked."""
-        row = await self.pool.fetchrow(
-            """UPDATE registration_tokens SET uses = uses + 1, last_used_at = clock_timestamp()
-               WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()
-               RETURNING id::text, org_id, project_id, prefix, expires_at, uses,
-                         pool_id::text, name""",
-            token_hash,
-        )
+        it is unknown, expired or revoked. The only read made before the org is known: it sees
+        the one row whose hash it holds (`app.token_hash`), of whichever org."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('role', $1, true), set_config('app.org_id', '', true),"
+                " set_config('app.token_hash', $2, true)",
+                APP_ROLE,
+                token_hash,
+            )
+            row = await conn.fetchrow(
+                """UPDATE registration_tokens SET uses = uses + 1, last_used_at = clock_timestamp()
+                   WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()
+                   RETURNING id::text, org_id, project_id, prefix, expires_at, uses,
+                             pool_id::text, name""",
+                token_hash,
+            )
+            found = (
+                None
+                if row is not None
+                else await conn.fetchrow(
+                    "SELECT prefix, revoked_at, expires_at FROM registration_tokens"
+                    " WHERE token_hash = $1",
+                    token_hash,
+                )
+            )
         if row is not None:
             return Registration(**dict(row))
-        found = await self.pool.fetchrow(
-            "SELECT prefix, revoked_at, expires_at FROM registration_tokens WHERE token_hash = $1",
-            token_hash,
-        )
         if found is None:
             raise RegistrationRefused("unknown registration token")
         if found["revoked_at"] is not None:
@@ -203,15 +223,15 @@ class FleetStore:
         raise RegistrationRefused(f"registration token {found['prefix']}… has expired")
 
     @_span
-    async def revoke(self, token_id: str) -> bool:
-        """Revoke a registration token; the workers registered with it are deregistered at
-        once (routing stops using them) and their runtime JWTs stop being accepted. False when
-        there is no such token, or it was revoked before."""
+    async def revoke(self, token_id: str, *, org_id: str) -> bool:
+        """Revoke a registration token of `org_id`; the workers registered with it are
+        deregistered at once (routing stops using them) and their runtime JWTs stop being
+        accepted. False when the org has no such token, or it was revoked before."""
         try:
             uuid.UUID(token_id)
         except ValueError:
             return False
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_org(self.pool, org_id) as conn:
             status: str = await conn.execute(
                 "UPDATE registration_tokens SET revoked_at = clock_timestamp()"
                 " WHERE id = $1 AND revoked_at IS NULL",
@@ -226,15 +246,16 @@ class FleetStore:
         return status.endswith(" 1")
 
     @_span
-    async def registration_valid(self, token_id: str) -> bool:
-        """Whether a registration still stands (what every runtime JWT call re-checks): only a
-        revocation ends it. A token's expiry stops new registrations, not the workers that
-        registered with it."""
-        valid: bool = await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM registration_tokens WHERE id = $1"
-            " AND revoked_at IS NULL)",
-            token_id,
-        )
+    async def registration_valid(self, token_id: str, *, org_id: str) -> bool:
+        """Whether a registration of `org_id` still stands (what every runtime JWT call
+        re-checks): only a revocation ends it. A token's expiry stops new registrations, not
+        the workers that registered with it."""
+        async with as_org(self.pool, org_id) as conn:
+            valid: bool = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM registration_tokens WHERE id = $1"
+                " AND revoked_at IS NULL)",
+                token_id,
+            )
         return valid
 
     # --- pools and routes ---------------------------------------------------------------------
@@ -253,31 +274,34 @@ class FleetStore:
         _known_provider(provider)
         if not name.strip():
             raise FleetError("a pool needs a name")
-        row = await self.pool.fetchrow(
-            """INSERT INTO execution_pools (id, org_id, name, provider, mode, capacity,
-                                            credential_ref)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-               ON CONFLICT (org_id, name) DO NOTHING
-               RETURNING id::text, org_id, name, provider, mode, capacity::text, credential_ref""",
-            str(uuid.uuid4()),
-            org_id,
-            name,
-            provider,
-            mode,
-            json.dumps(capacity or {}),
-            credential_ref,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO execution_pools (id, org_id, name, provider, mode, capacity,
+                                                credential_ref)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+                   ON CONFLICT (org_id, name) DO NOTHING
+                   RETURNING id::text, org_id, name, provider, mode, capacity::text,
+                             credential_ref""",
+                str(uuid.uuid4()),
+                org_id,
+                name,
+                provider,
+                mode,
+                json.dumps(capacity or {}),
+                credential_ref,
+            )
         if row is None:
             raise FleetError(f"org {org_id!r} already has a pool named {name!r}")
         return _pool(row)
 
     @_span
     async def pools(self, org_id: str) -> list[Pool]:
-        rows = await self.pool.fetch(
-            "SELECT id::text, org_id, name, provider, mode, capacity::text, credential_ref"
-            " FROM execution_pools WHERE org_id = $1 ORDER BY name",
-            org_id,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            rows = await conn.fetch(
+                "SELECT id::text, org_id, name, provider, mode, capacity::text, credential_ref"
+                " FROM execution_pools WHERE org_id = $1 ORDER BY name",
+                org_id,
+            )
         return [_pool(r) for r in rows]
 
     async def pool_named(self, org_id: str, ref: str) -> Pool:
@@ -314,21 +338,22 @@ class FleetStore:
             raise FleetError(f"pools cannot be both forbidden and used: {listed}")
         if not used:
             raise FleetError("a route needs at least one preferred, allowed or fallback pool")
-        await self.pool.execute(
-            """INSERT INTO execution_routes (org_id, project_id, preferred, allowed, forbidden,
-                                             fallback)
-               VALUES ($1, $2, $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid)
-               ON CONFLICT (org_id, project_id) DO UPDATE
-                   SET preferred = excluded.preferred, allowed = excluded.allowed,
-                       forbidden = excluded.forbidden, fallback = excluded.fallback,
-                       updated_at = clock_timestamp()""",
-            org_id,
-            project_id,
-            ids["preferred"],
-            ids["allowed"],
-            ids["forbidden"],
-            fallback_id,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                """INSERT INTO execution_routes (org_id, project_id, preferred, allowed,
+                                                 forbidden, fallback)
+                   VALUES ($1, $2, $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid)
+                   ON CONFLICT (org_id, project_id) DO UPDATE
+                       SET preferred = excluded.preferred, allowed = excluded.allowed,
+                           forbidden = excluded.forbidden, fallback = excluded.fallback,
+                           updated_at = clock_timestamp()""",
+                org_id,
+                project_id,
+                ids["preferred"],
+                ids["allowed"],
+                ids["forbidden"],
+                fallback_id,
+            )
         return Route(
             org_id, project_id, ids["preferred"], ids["allowed"], ids["forbidden"], fallback_id
         )
@@ -337,19 +362,19 @@ class FleetStore:
     async def route(self, org_id: str, project_id: str) -> Route | None:
         """The project's route; a project with none but legacy sandbox settings gets one now
         (a pool for its provider, preferred), once."""
-        route = await self._stored_route(org_id, project_id)
-        if route is not None:
-            return route
-        legacy = await self.pool.fetchrow(
-            "SELECT sandbox_provider, sandbox_mode, sandbox_credential_id"
-            " FROM legacy_project_sandbox WHERE org_id = $1 AND project_id = $2",
-            org_id,
-            project_id,
-        )
-        if legacy is None:
-            return None
-        name = f"legacy-{legacy['sandbox_provider']}-{legacy['sandbox_mode']}"
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_org(self.pool, org_id) as conn:
+            route = await _stored_route(conn, org_id, project_id)
+            if route is not None:
+                return route
+            legacy = await conn.fetchrow(
+                "SELECT sandbox_provider, sandbox_mode, sandbox_credential_id"
+                " FROM legacy_project_sandbox WHERE org_id = $1 AND project_id = $2",
+                org_id,
+                project_id,
+            )
+            if legacy is None:
+                return None
+            name = f"legacy-{legacy['sandbox_provider']}-{legacy['sandbox_mode']}"
             await conn.execute(
                 """INSERT INTO execution_pools (id, org_id, name, provider, mode, credential_ref)
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, name) DO NOTHING""",
@@ -368,21 +393,8 @@ class FleetStore:
                 project_id,
                 name,
             )
-        route = await self._stored_route(org_id, project_id)
+            route = await _stored_route(conn, org_id, project_id)
         return None if route is None else Route(**{**route.__dict__, "legacy": True})
-
-    async def _stored_route(self, org_id: str, project_id: str) -> Route | None:
-        row = await self.pool.fetchrow(
-            "SELECT preferred::text[], allowed::text[], forbidden::text[], fallback::text"
-            " FROM execution_routes WHERE org_id = $1 AND project_id = $2",
-            org_id,
-            project_id,
-        )
-        if row is None:
-            return None
-        return Route(
-            org_id, project_id, row["preferred"], row["allowed"], row["forbidden"], row["fallback"]
-        )
 
     @_span
     async def set_legacy_sandbox(
@@ -395,20 +407,21 @@ class FleetStore:
     ) -> None:
         """Write a project's legacy sandbox settings (the old model's projects.sandbox_*)."""
         _known_provider(provider)
-        await self.pool.execute(
-            """INSERT INTO legacy_project_sandbox (org_id, project_id, sandbox_provider,
-                                                   sandbox_mode, sandbox_credential_id)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (org_id, project_id) DO UPDATE
-                   SET sandbox_provider = excluded.sandbox_provider,
-                       sandbox_mode = excluded.sandbox_mode,
-                       sandbox_credential_id = excluded.sandbox_credential_id""",
-            org_id,
-            project_id,
-            provider,
-            mode,
-            credential_id,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                """INSERT INTO legacy_project_sandbox (org_id, project_id, sandbox_provider,
+                                                       sandbox_mode, sandbox_credential_id)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (org_id, project_id) DO UPDATE
+                       SET sandbox_provider = excluded.sandbox_provider,
+                           sandbox_mode = excluded.sandbox_mode,
+                           sandbox_credential_id = excluded.sandbox_credential_id""",
+                org_id,
+                project_id,
+                provider,
+                mode,
+                credential_id,
+            )
 
     # --- workers --------------------------------------------------------------------------------
 
@@ -424,20 +437,21 @@ class FleetStore:
         capabilities: Sequence[str] = (),
     ) -> str:
         worker_id = "wkr_" + secrets.token_hex(8)
-        await self.pool.execute(
-            """INSERT INTO fleet_workers (id, org_id, project_id, pool_id, registration_id,
-                                          hostname, version, capabilities, max_concurrency)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)""",
-            worker_id,
-            registration.org_id,
-            registration.project_id,
-            pool_id,
-            registration.id,
-            hostname,
-            version,
-            json.dumps(list(capabilities)),
-            max_concurrency,
-        )
+        async with as_org(self.pool, registration.org_id) as conn:
+            await conn.execute(
+                """INSERT INTO fleet_workers (id, org_id, project_id, pool_id, registration_id,
+                                              hostname, version, capabilities, max_concurrency)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)""",
+                worker_id,
+                registration.org_id,
+                registration.project_id,
+                pool_id,
+                registration.id,
+                hostname,
+                version,
+                json.dumps(list(capabilities)),
+                max_concurrency,
+            )
         return worker_id
 
     @_span
@@ -446,6 +460,7 @@ class FleetStore:
         worker_id: str,
         running: Sequence[str] | None,
         *,
+        org_id: str,
         settle: timedelta = timedelta(seconds=60),
         active: int | None = None,
     ) -> bool:
@@ -454,7 +469,7 @@ class FleetStore:
         no longer lists is released: it stops taking a slot (its run ended without finishing,
         e.g. terminated), and nothing else about it changes; a later heartbeat that lists it
         again takes the slot back. False for a worker that deregistered or never was."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_org(self.pool, org_id) as conn:
             status: str = await conn.execute(
                 "UPDATE fleet_workers SET last_heartbeat_at = clock_timestamp(), active = $2,"
                 " status = 'online' WHERE id = $1 AND status <> 'deregistered'",
@@ -480,41 +495,47 @@ class FleetStore:
         return True
 
     @_span
-    async def deregister(self, worker_id: str) -> bool:
-        status: str = await self.pool.execute(
-            "UPDATE fleet_workers SET status = 'deregistered', deregistered_at = clock_timestamp()"
-            " WHERE id = $1 AND status <> 'deregistered'",
-            worker_id,
-        )
+    async def deregister(self, worker_id: str, *, org_id: str) -> bool:
+        async with as_org(self.pool, org_id) as conn:
+            status: str = await conn.execute(
+                "UPDATE fleet_workers SET status = 'deregistered',"
+                " deregistered_at = clock_timestamp()"
+                " WHERE id = $1 AND status <> 'deregistered'",
+                worker_id,
+            )
         return status.endswith(" 1")
 
     @_span
-    async def mark_offline(self, grace: timedelta) -> list[str]:
-        """Mark workers silent for longer than `grace` offline; returns their ids."""
-        rows = await self.pool.fetch(
-            "UPDATE fleet_workers SET status = 'offline' WHERE status = 'online'"
-            " AND last_heartbeat_at < clock_timestamp() - $1::interval RETURNING id",
-            grace,
-        )
+    async def mark_offline(self, grace: timedelta, *, org_id: str) -> list[str]:
+        """Mark the org's workers silent for longer than `grace` offline; returns their ids."""
+        async with as_org(self.pool, org_id) as conn:
+            rows = await conn.fetch(
+                "UPDATE fleet_workers SET status = 'offline' WHERE status = 'online'"
+                " AND last_heartbeat_at < clock_timestamp() - $1::interval RETURNING id",
+                grace,
+            )
         return [r["id"] for r in rows]
 
     @_span
     async def workers(
         self, org_id: str, project_id: str | None = None, *, include_gone: bool = False
     ) -> list[WorkerRecord]:
-        rows = await self.pool.fetch(
-            f"""{_WORKERS} WHERE w.org_id = $1 AND ($2::text IS NULL OR w.project_id = $2)
-                AND ($3 OR w.status <> 'deregistered')
-                ORDER BY p.name, w.registered_at""",
-            org_id,
-            project_id,
-            include_gone,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            rows = await conn.fetch(
+                f"""{_WORKERS} WHERE w.org_id = $1 AND ($2::text IS NULL OR w.project_id = $2)
+                    AND ($3 OR w.status <> 'deregistered')
+                    ORDER BY p.name, w.registered_at""",
+                org_id,
+                project_id,
+                include_gone,
+            )
         return [_worker(r) for r in rows]
 
     @_span
-    async def worker(self, worker_id: str) -> WorkerRecord | None:
-        row = await self.pool.fetchrow(f"{_WORKERS} WHERE w.id = $1", worker_id)
+    async def worker(self, worker_id: str, *, org_id: str) -> WorkerRecord | None:
+        """The worker of `org_id`; None for one unknown to that org."""
+        async with as_org(self.pool, org_id) as conn:
+            row = await conn.fetchrow(f"{_WORKERS} WHERE w.id = $1", worker_id)
         return None if row is None else _worker(row)
 
     @_span
@@ -522,7 +543,8 @@ class FleetStore:
         """Each pool's live capacity for `project_id`: its online workers registered for the
         project, the project's sessions running there, and all sessions running there (what
         the pool's `max_sessions` counts)."""
-        return await _capacity(self.pool, org_id, project_id, pools, "")
+        async with as_org(self.pool, org_id) as conn:
+            return await _capacity(conn, org_id, project_id, pools, "")
 
     @_span
     async def place(
@@ -542,7 +564,7 @@ class FleetStore:
         last is gone (its heartbeats to Temporal stopped), so it is marked offline first, and
         its slots stop counting at once rather than after the grace period; its next heartbeat
         to the platform, if any, brings it back."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_org(self.pool, org_id) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:' || $1))", org_id)
             if lost:
                 await conn.execute(
@@ -564,41 +586,53 @@ class FleetStore:
         return chosen
 
     @_span
-    async def place_unrouted(self, session_id: str, placement: str) -> None:
+    async def place_unrouted(self, session_id: str, placement: str, *, org_id: str) -> None:
         """Stamp a session whose project has no route: on no pool, with why."""
-        await self.pool.execute(
-            "UPDATE agent_sessions SET pool_id = NULL, pool_name = '', placement = $2"
-            " WHERE session_id = $1",
-            session_id,
-            placement,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                "UPDATE agent_sessions SET pool_id = NULL, pool_name = '', placement = $2"
+                " WHERE session_id = $1",
+                session_id,
+                placement,
+            )
 
     @_span
-    async def session_placement(self, session_id: str) -> Placement | None:
-        row = await self.pool.fetchrow(
-            "SELECT org_id, project, pool_id::text, worker_id, status, claims FROM agent_sessions"
-            " WHERE session_id = $1",
-            session_id,
-        )
+    async def session_placement(self, session_id: str, *, org_id: str) -> Placement | None:
+        """Where a session of `org_id` is placed; None for one unknown to that org."""
+        async with as_org(self.pool, org_id) as conn:
+            row = await conn.fetchrow(_PLACEMENT, session_id)
         return None if row is None else Placement(**dict(row))
+
+    @_span
+    async def session_placement_any_org(self, session_id: str) -> Placement | None:
+        """Where a session is placed, looked up org by org: for the legacy shared worker key,
+        which is global as it was in the old model (and so off by default)."""
+
+        async def of_org(conn: Any, _org: str, _room: int) -> list[Placement]:
+            row = await conn.fetchrow(_PLACEMENT, session_id)
+            return [] if row is None else [Placement(**dict(row))]
+
+        found = await each_org(self.pool, of_org, 1)
+        return found[0] if found else None
 
     @_span
     async def claim_session(self, session_id: str, worker: WorkerRecord) -> int | None:
         """A fleet worker starts the session's runtime: the session must be running, placed on
         the worker's pool, and not claimed by another worker. Returns the claim's number (the
         attempt its progress and output are kept under), or None when it may not."""
-        claims: int | None = await self.pool.fetchval(
-            """UPDATE agent_sessions
-               SET worker_id = $2, claimed_at = clock_timestamp(), claims = claims + 1,
-                   released_at = NULL,
-                   placement = 'running on pool ' || pool_name || ', worker ' || $2
-               WHERE session_id = $1 AND status = 'running' AND pool_id = $3::uuid
-                 AND worker_id IN ('', $2)
-               RETURNING claims""",
-            session_id,
-            worker.id,
-            worker.pool_id,
-        )
+        async with as_org(self.pool, worker.org_id) as conn:
+            claims: int | None = await conn.fetchval(
+                """UPDATE agent_sessions
+                   SET worker_id = $2, claimed_at = clock_timestamp(), claims = claims + 1,
+                       released_at = NULL,
+                       placement = 'running on pool ' || pool_name || ', worker ' || $2
+                   WHERE session_id = $1 AND status = 'running' AND pool_id = $3::uuid
+                     AND worker_id IN ('', $2)
+                   RETURNING claims""",
+                session_id,
+                worker.id,
+                worker.pool_id,
+            )
         return claims
 
     # --- signing keys ---------------------------------------------------------------------------
@@ -642,6 +676,26 @@ _WORKERS = """SELECT w.id, w.org_id, w.project_id, w.pool_id::text, p.name AS po
                      w.max_concurrency, w.active, w.status, w.registered_at,
                      w.last_heartbeat_at, w.deregistered_at
               FROM fleet_workers w JOIN execution_pools p ON p.id = w.pool_id"""
+
+
+_PLACEMENT = (
+    "SELECT org_id, project, pool_id::text, worker_id, status, claims FROM agent_sessions"
+    " WHERE session_id = $1"
+)
+
+
+async def _stored_route(conn: Any, org_id: str, project_id: str) -> Route | None:
+    row = await conn.fetchrow(
+        "SELECT preferred::text[], allowed::text[], forbidden::text[], fallback::text"
+        " FROM execution_routes WHERE org_id = $1 AND project_id = $2",
+        org_id,
+        project_id,
+    )
+    if row is None:
+        return None
+    return Route(
+        org_id, project_id, row["preferred"], row["allowed"], row["forbidden"], row["fallback"]
+    )
 
 
 def _pool(row: asyncpg.Record) -> Pool:

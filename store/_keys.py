@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ._audit import as_org
+from ._org import as_org
 
 _KEY = re.compile(r"^dk_([A-Za-z0-9.:-]{1,200})_([0-9a-f]{8})_([0-9a-f]{64})$")
 _COLUMNS = "prefix, org_id, name, scopes, created_by, created_at, expires_at, revoked_at"

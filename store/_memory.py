@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from opentelemetry.trace import TracerProvider
 
+from ._org import as_org, each_org
 from ._tracing import db_spans, store_tracer
 
 _span = db_spans("memory")
@@ -58,6 +59,12 @@ def _summary(result: Any, prompt: str) -> str:
     return prompt[:200]
 
 
+# The completed sessions of the connection's org not yet consolidated ($1: agents left out).
+_PENDING = """FROM agent_sessions s
+    LEFT JOIN memory_consolidated m ON m.session_id = s.session_id
+    WHERE s.status = 'completed' AND m.session_id IS NULL AND NOT (s.agent_id = ANY($1::text[]))"""
+
+
 class MemoryStore:
     def __init__(
         self, pool: asyncpg.Pool, *, tracer_provider: TracerProvider | None = None
@@ -70,68 +77,67 @@ class MemoryStore:
         self, *, org_id: str | None, exclude_agents: list[str], limit: int
     ) -> list[SessionOutcome]:
         """Completed sessions not yet consolidated, oldest first; of one org, or of every org
-        when `org_id` is None."""
-        rows = await self.pool.fetch(
-            """SELECT s.session_id, s.org_id, s.project, s.agent_id, s.prompt,
-                      s.result::text AS result, s.finished_at
-               FROM agent_sessions s
-               LEFT JOIN memory_consolidated m ON m.session_id = s.session_id
-               WHERE s.status = 'completed' AND m.session_id IS NULL
-                 AND ($1::text IS NULL OR s.org_id = $1)
-                 AND NOT (s.agent_id = ANY($2::text[]))
-               ORDER BY s.finished_at, s.session_id
-               LIMIT $3""",
-            org_id,
-            exclude_agents,
-            limit,
-        )
-        return [
-            SessionOutcome(
-                session_id=r["session_id"],
-                org_id=r["org_id"],
-                project=r["project"],
-                agent_id=r["agent_id"],
-                summary=_summary(json.loads(r["result"]) if r["result"] else None, r["prompt"]),
-                finished_at=r["finished_at"],
+        (one org at a time) when `org_id` is None."""
+
+        async def of_org(conn: Any, _org: str, room: int) -> list[SessionOutcome]:
+            rows = await conn.fetch(
+                f"""SELECT s.session_id, s.org_id, s.project, s.agent_id, s.prompt,
+                           s.result::text AS result, s.finished_at {_PENDING}
+                    ORDER BY s.finished_at, s.session_id LIMIT $2""",
+                exclude_agents,
+                room,
             )
-            for r in rows
-        ]
+            return [
+                SessionOutcome(
+                    session_id=r["session_id"],
+                    org_id=r["org_id"],
+                    project=r["project"],
+                    agent_id=r["agent_id"],
+                    summary=_summary(json.loads(r["result"]) if r["result"] else None, r["prompt"]),
+                    finished_at=r["finished_at"],
+                )
+                for r in rows
+            ]
+
+        if org_id is None:
+            return await each_org(self.pool, of_org, limit)
+        async with as_org(self.pool, org_id) as conn:
+            return await of_org(conn, org_id, limit)
 
     @_span
     async def pending_orgs(self, *, org_id: str | None, exclude_agents: list[str]) -> list[str]:
         """The orgs ('' for sessions of no org) with completed sessions not yet consolidated;
         only `org_id` itself when it is given. Nothing of the sessions but their org."""
-        rows = await self.pool.fetch(
-            """SELECT DISTINCT s.org_id
-               FROM agent_sessions s
-               LEFT JOIN memory_consolidated m ON m.session_id = s.session_id
-               WHERE s.status = 'completed' AND m.session_id IS NULL
-                 AND ($1::text IS NULL OR s.org_id = $1)
-                 AND NOT (s.agent_id = ANY($2::text[]))
-               ORDER BY s.org_id""",
-            org_id,
-            exclude_agents,
-        )
-        return [r["org_id"] for r in rows]
+
+        async def of_org(conn: Any, org: str, _room: int) -> list[str]:
+            found = await conn.fetchval(f"SELECT EXISTS (SELECT 1 {_PENDING})", exclude_agents)
+            return [org] if found else []
+
+        if org_id is None:
+            return sorted(await each_org(self.pool, of_org, limit=1_000_000))
+        async with as_org(self.pool, org_id) as conn:
+            return await of_org(conn, org_id, 1)
 
     @_span
     async def note(self, org_id: str, project: str) -> MemoryNote | None:
-        row = await self.pool.fetchrow(
-            "SELECT org_id, project, note, sessions, updated_by, updated_at FROM project_memory"
-            " WHERE org_id = $1 AND project = $2",
-            org_id,
-            project,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            row = await conn.fetchrow(
+                "SELECT org_id, project, note, sessions, updated_by, updated_at FROM project_memory"
+                " WHERE org_id = $1 AND project = $2",
+                org_id,
+                project,
+            )
         return None if row is None else MemoryNote(**dict(row))
 
     @_span
     async def notes(self, org_id: str) -> list[MemoryNote]:
         """Every memory note of one org (never another's)."""
-        rows = await self.pool.fetch(
-            "SELECT org_id, project, note, sessions, updated_by, updated_at FROM project_memory"
-            " WHERE org_id = $1 ORDER BY project",
-            org_id,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            rows = await conn.fetch(
+                "SELECT org_id, project, note, sessions, updated_by, updated_at FROM project_memory"
+                " WHERE org_id = $1 ORDER BY project",
+                org_id,
+            )
         return [MemoryNote(**dict(r)) for r in rows]
 
     @_span
@@ -154,7 +160,7 @@ class MemoryStore:
         If another write changed the note since, this one is refused (`stale`): nothing is
         written or counted, and its sessions stay pending for the next run. Writes to one note
         take turns (a transaction-scoped advisory lock), so the check cannot race."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_org(self.pool, org_id) as conn:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('memory:' || $1 || '/' || $2, 0))",
                 org_id,

@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 from opentelemetry.trace import TracerProvider
 
+from ._org import as_org
 from ._tracing import db_spans, store_tracer
 
 _span = db_spans("pm")
@@ -22,12 +23,13 @@ class PmStore:
     @_span
     async def cursor(self, agent_id: str, org_id: str, scope: str) -> datetime | None:
         """Where the agent's last finished run left off, or None before its first."""
-        value: datetime | None = await self.pool.fetchval(
-            "SELECT cursor FROM pm_cursors WHERE agent_id = $1 AND org_id = $2 AND scope = $3",
-            agent_id,
-            org_id,
-            scope,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            value: datetime | None = await conn.fetchval(
+                "SELECT cursor FROM pm_cursors WHERE agent_id = $1 AND org_id = $2 AND scope = $3",
+                agent_id,
+                org_id,
+                scope,
+            )
         return value
 
     @_span
@@ -36,19 +38,25 @@ class PmStore:
     ) -> datetime:
         """Move the cursor to `cursor` unless it is already further; returns the stored value.
         Idempotent: a retried step, or an older run finishing late, never moves it back."""
-        stored: datetime | None = await self.pool.fetchval(
-            """INSERT INTO pm_cursors (agent_id, org_id, scope, cursor, run_id)
+        async with as_org(self.pool, org_id) as conn:
+            stored: datetime | None = await conn.fetchval(
+                """INSERT INTO pm_cursors (agent_id, org_id, scope, cursor, run_id)
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (agent_id, org_id, scope) DO UPDATE
                    SET cursor = excluded.cursor, run_id = excluded.run_id,
                        updated_at = clock_timestamp()
                    WHERE pm_cursors.cursor < excluded.cursor
                RETURNING cursor""",
-            agent_id,
-            org_id,
-            scope,
-            cursor,
-            run_id,
-        ) or await self.cursor(agent_id, org_id, scope)
+                agent_id,
+                org_id,
+                scope,
+                cursor,
+                run_id,
+            ) or await conn.fetchval(
+                "SELECT cursor FROM pm_cursors WHERE agent_id = $1 AND org_id = $2 AND scope = $3",
+                agent_id,
+                org_id,
+                scope,
+            )
         assert stored is not None  # the row exists: it was written or was further on
         return stored

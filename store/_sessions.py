@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from opentelemetry.trace import TracerProvider
 
+from ._org import as_org
 from ._tracing import db_spans, store_tracer
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
@@ -97,8 +98,9 @@ class SessionStore:
     async def open(self, session: NewSession) -> str:
         """Record a session as running (once); returns its status, which is the stored one if
         it was opened before."""
-        status: str = await self.pool.fetchval(
-            """WITH new AS (
+        async with as_org(self.pool, session.org_id) as conn:
+            status: str = await conn.fetchval(
+                """WITH new AS (
                    INSERT INTO agent_sessions (session_id, run_id, requested_by, org_id, project,
                                                runtime, prompt, agent_id, status)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running')
@@ -106,42 +108,53 @@ class SessionStore:
                SELECT status FROM new
                UNION ALL SELECT status FROM agent_sessions WHERE session_id = $1
                LIMIT 1""",
-            session.session_id,
-            session.run_id,
-            session.requested_by,
-            session.org_id,
-            session.project,
-            session.runtime,
-            session.prompt,
-            session.agent_id,
-        )
+                session.session_id,
+                session.run_id,
+                session.requested_by,
+                session.org_id,
+                session.project,
+                session.runtime,
+                session.prompt,
+                session.agent_id,
+            )
         return status
 
     @_span
-    async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None:
-        await self.pool.execute(
-            "INSERT INTO agent_session_progress (session_id, attempt, seq, line)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, attempt, seq) DO NOTHING",
-            session_id,
-            attempt,
-            seq,
-            line,
-        )
+    async def add_progress(
+        self, session_id: str, attempt: int, seq: int, line: str, *, org_id: str
+    ) -> None:
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                "INSERT INTO agent_session_progress (session_id, attempt, seq, line, org_id)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, attempt, seq) DO NOTHING",
+                session_id,
+                attempt,
+                seq,
+                line,
+                org_id,
+            )
 
     @_span
     async def save_output(
-        self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
+        self,
+        session_id: str,
+        attempt: int,
+        transcript: list[dict[str, Any]],
+        result: Any,
+        *,
+        org_id: str,
     ) -> None:
         """Keep an attempt's transcript and result (None while it has none); a later attempt's
         output replaces an earlier one's, never the other way round."""
-        await self.pool.execute(
-            "UPDATE agent_sessions SET transcript = $3::jsonb, result = $4::jsonb, attempt = $2"
-            " WHERE session_id = $1 AND attempt <= $2",
-            session_id,
-            attempt,
-            json.dumps(transcript),
-            None if result is None else json.dumps(result),
-        )
+        async with as_org(self.pool, org_id) as conn:
+            await conn.execute(
+                "UPDATE agent_sessions SET transcript = $3::jsonb, result = $4::jsonb, attempt = $2"
+                " WHERE session_id = $1 AND attempt <= $2",
+                session_id,
+                attempt,
+                json.dumps(transcript),
+                None if result is None else json.dumps(result),
+            )
 
     @_span
     async def finish(self, session: NewSession, status: str, error: str | None) -> str:
@@ -150,8 +163,9 @@ class SessionStore:
         recorded here."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a terminal session status")
-        stored: str = await self.pool.fetchval(
-            """INSERT INTO agent_sessions (session_id, run_id, requested_by, org_id, project,
+        async with as_org(self.pool, session.org_id) as conn:
+            stored: str = await conn.fetchval(
+                """INSERT INTO agent_sessions (session_id, run_id, requested_by, org_id, project,
                                            runtime, prompt, status, error, agent_id, finished_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
                ON CONFLICT (session_id) DO UPDATE
@@ -160,32 +174,36 @@ class SessionStore:
                        placement = regexp_replace(agent_sessions.placement, '^running on', 'ran on')
                    WHERE agent_sessions.status = 'running'
                RETURNING status""",
-            session.session_id,
-            session.run_id,
-            session.requested_by,
-            session.org_id,
-            session.project,
-            session.runtime,
-            session.prompt,
-            status,
-            error,
-            session.agent_id,
-        ) or await self.pool.fetchval(
-            "SELECT status FROM agent_sessions WHERE session_id = $1", session.session_id
-        )
+                session.session_id,
+                session.run_id,
+                session.requested_by,
+                session.org_id,
+                session.project,
+                session.runtime,
+                session.prompt,
+                status,
+                error,
+                session.agent_id,
+            ) or await conn.fetchval(
+                "SELECT status FROM agent_sessions WHERE session_id = $1", session.session_id
+            )
         return stored
 
     @_span
-    async def get(self, session_id: str, *, transcript: bool = False) -> SessionRecord | None:
-        """The session with its progress lines (and transcript if asked), or None."""
-        row = await self.pool.fetchrow(
-            "SELECT session_id, run_id, requested_by, org_id, project, runtime, prompt, status,"
-            " error, result::text AS result, started_at, finished_at, agent_id, pool_name,"
-            " worker_id, placement,"
-            f" {'transcript::text' if transcript else 'NULL::text'} AS transcript"
-            " FROM agent_sessions WHERE session_id = $1",
-            session_id,
-        )
+    async def get(
+        self, session_id: str, *, org_id: str, transcript: bool = False
+    ) -> SessionRecord | None:
+        """The session of `org_id` with its progress lines (and transcript if asked), or None
+        (also for a session of another org)."""
+        async with as_org(self.pool, org_id) as conn:
+            row = await conn.fetchrow(
+                "SELECT session_id, run_id, requested_by, org_id, project, runtime, prompt, status,"
+                " error, result::text AS result, started_at, finished_at, agent_id, pool_name,"
+                " worker_id, placement,"
+                f" {'transcript::text' if transcript else 'NULL::text'} AS transcript"
+                " FROM agent_sessions WHERE session_id = $1",
+                session_id,
+            )
         if row is None:
             return None
         return SessionRecord(
@@ -202,7 +220,7 @@ class SessionStore:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             transcript=_loads(row["transcript"]),
-            progress=await self.progress(session_id),
+            progress=await self.progress(session_id, org_id=org_id),
             agent_id=row["agent_id"],
             pool=row["pool_name"],
             worker_id=row["worker_id"],
@@ -210,20 +228,22 @@ class SessionStore:
         )
 
     @_span
-    async def progress(self, session_id: str, after: int = 0) -> list[ProgressLine]:
+    async def progress(self, session_id: str, after: int = 0, *, org_id: str) -> list[ProgressLine]:
         """Progress lines in the order they were written; `after` an `id` seen before."""
-        rows = await self.pool.fetch(
-            "SELECT id, seq, attempt, line, at FROM agent_session_progress"
-            " WHERE session_id = $1 AND id > $2 ORDER BY id",
-            session_id,
-            after,
-        )
+        async with as_org(self.pool, org_id) as conn:
+            rows = await conn.fetch(
+                "SELECT id, seq, attempt, line, at FROM agent_session_progress"
+                " WHERE session_id = $1 AND id > $2 ORDER BY id",
+                session_id,
+                after,
+            )
         return [ProgressLine(r["seq"], r["attempt"], r["line"], r["at"], r["id"]) for r in rows]
 
     @_span
-    async def result(self, ref: str) -> Any:
+    async def result(self, ref: str, *, org_id: str) -> Any:
         """The stored result a completion's `result_ref` points at (None if it has none)."""
-        value = await self.pool.fetchval(
-            "SELECT result::text FROM agent_sessions WHERE session_id = $1", session_of(ref)
-        )
+        async with as_org(self.pool, org_id) as conn:
+            value = await conn.fetchval(
+                "SELECT result::text FROM agent_sessions WHERE session_id = $1", session_of(ref)
+            )
         return _loads(value)

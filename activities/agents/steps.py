@@ -88,10 +88,18 @@ class SessionWriter(Protocol):
 
     async def open(self, session: NewSession) -> str: ...
 
-    async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None: ...
+    async def add_progress(
+        self, session_id: str, attempt: int, seq: int, line: str, *, org_id: str
+    ) -> None: ...
 
     async def save_output(
-        self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
+        self,
+        session_id: str,
+        attempt: int,
+        transcript: list[dict[str, Any]],
+        result: Any,
+        *,
+        org_id: str,
     ) -> None: ...
 
 
@@ -145,7 +153,9 @@ class AgentActivities:
             count += 1
             line = clip(line, MAX_PROGRESS_CHARS)
             transcript.add("progress", line)
-            await self._store.add_progress(input.session_id, info.attempt, count, line)
+            await self._store.add_progress(
+                input.session_id, info.attempt, count, line, org_id=info.tenancy.org_id
+            )
             ctx.heartbeat({"progress_lines": count, "last": line})  # shown in the UI
             if self._on_progress is not None:
                 try:
@@ -179,12 +189,18 @@ class AgentActivities:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self._store.save_output(
-                        input.session_id, info.attempt, transcript.stored(), None
+                        input.session_id,
+                        info.attempt,
+                        transcript.stored(),
+                        None,
+                        org_id=info.tenancy.org_id,
                     ),
                     SAVE_ON_FAILURE_SECONDS,
                 )
             raise
-        await self._store.save_output(input.session_id, info.attempt, transcript.stored(), result)
+        await self._store.save_output(
+            input.session_id, info.attempt, transcript.stored(), result, org_id=info.tenancy.org_id
+        )
         return AgentRan(
             result_ref=result_ref(input.session_id),
             summary=summary_of(result),

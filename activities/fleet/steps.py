@@ -129,9 +129,9 @@ class FleetActivities:
         )
         route = await self._fleet.route(org, input.project) if input.project else None
         if route is None:
-            await self._fleet.place_unrouted(input.session_id, "on the run's own queue")
+            await self._fleet.place_unrouted(input.session_id, "on the run's own queue", org_id=org)
             return Routed()
-        await self._fleet.mark_offline(self._grace)
+        await self._fleet.mark_offline(self._grace, org_id=org)
         pools = {p.id: p for p in await self._fleet.pools(org)}
         usable = candidates(route, pools, input.auth_mode)
         waiting = f"waiting for capacity in pools {', '.join(p.name for p in usable)}"

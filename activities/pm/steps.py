@@ -95,8 +95,8 @@ class PmActivities:
             session_id = session_of(input.result_ref)
         except ValueError as err:
             raise durable.NonRetryableError(str(err), kind="BadResultRef") from None
-        record = await self._sessions.get(session_id)
-        org = durable.activity_context().info.tenancy.org_id
+        org = _org()
+        record = await self._sessions.get(session_id, org_id=org)
         # Another org's session reads exactly like a missing one.
         if record is None or record.org_id != org:
             raise durable.NonRetryableError(

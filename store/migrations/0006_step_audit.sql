@@ -2,21 +2,22 @@
 -- event belongs to, so the runs it starts inherit it.
 ALTER TABLE events ADD COLUMN tenancy jsonb;
 
--- The application role (reads and writes run under SET LOCAL ROLE durable_app) and the table's
--- owner are separate roles, neither superuser nor BYPASSRLS. Roles are cluster-wide: made once.
--- Migrations on a real cluster run as a role that may create roles (see README).
+-- The application role: every read and write of tenant data runs under it (store/_org.py), so
+-- row-level security applies whoever logged in. NOLOGIN, not superuser, no BYPASSRLS. Roles are
+-- cluster-wide: made once, here when the migrating role may create roles (the embedded
+-- database), or beforehand by the operator (deploy/postgres/initdb/10-roles.sh).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'durable_app') THEN
+        IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+            RAISE EXCEPTION 'role durable_app does not exist and % may not create it: create it '
+                'first, as deploy/postgres/initdb/10-roles.sh does (CREATE ROLE durable_app '
+                'NOLOGIN NOSUPERUSER NOBYPASSRLS)', current_user;
+        END IF;
         CREATE ROLE durable_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'durable_audit_owner') THEN
-        CREATE ROLE durable_audit_owner NOLOGIN NOSUPERUSER NOBYPASSRLS;
     END IF;
 END
 $$;
-GRANT durable_app TO CURRENT_USER;
-GRANT durable_audit_owner TO CURRENT_USER;
 
 CREATE TABLE step_executions (
     id bigserial PRIMARY KEY,
@@ -37,8 +38,6 @@ CREATE TABLE step_executions (
 );
 CREATE INDEX step_executions_run ON step_executions (org_id, node_id, started_at);
 
-ALTER TABLE step_executions OWNER TO durable_audit_owner;
-ALTER SEQUENCE step_executions_id_seq OWNER TO durable_audit_owner;
 ALTER TABLE step_executions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE step_executions FORCE ROW LEVEL SECURITY;
 CREATE POLICY step_executions_by_org ON step_executions

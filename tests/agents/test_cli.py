@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from workers.embedded import EmbeddedTemporal
+
 from .conftest import Agents
 from .test_sessions import session_of_parent, until_session
 from .workflows import ParentInput
@@ -29,9 +31,10 @@ async def durable(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 async def test_session_shows_progress_while_it_runs_and_the_end(
-    agents: Agents, database_url: str
+    agents: Agents, database_url: str, dev_server: EmbeddedTemporal
 ) -> None:
-    env = {"DATABASE_URL": database_url}
+    # Temporal too: `durable session` reads the session as its run's org, named in its memo.
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": dev_server.address}
     async with agents.running() as client:
         handle = await client.start(
             "tests/agents-parent.run", ParentInput(prompt="watch me", context={"sleep": 3})
@@ -42,6 +45,8 @@ async def test_session_shows_progress_while_it_runs_and_the_end(
         assert code == 0, err
         await handle.result()
         code, as_json, _ = await durable("session", session_id, "--json", "--result", env=env)
+        hidden, _, says = await durable("session", session_id, "--org", "someone-else", env=env)
+    assert hidden == 3 and f"no agent session {session_id!r}" in says, "another org sees nothing"
     lines = out.splitlines()
     assert lines[0] == f"session      {session_id}"
     assert "status       running" in lines[1] or "status       completed" in lines[1]
@@ -55,7 +60,16 @@ async def test_session_shows_progress_while_it_runs_and_the_end(
     assert shown["progress"][-1]["line"] == "done"
 
 
-async def test_an_unknown_session_is_exit_3(database_url: str) -> None:
-    code, _, err = await durable("session", "no-such-session", env={"DATABASE_URL": database_url})
+async def test_an_unknown_session_is_exit_3(
+    database_url: str, dev_server: EmbeddedTemporal
+) -> None:
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": dev_server.address}
+    code, _, err = await durable("session", "no-such-session", env=env)
     assert code == 3
     assert "no agent session 'no-such-session' is recorded" in err
+    # Without Temporal the session's org is unknown: say so, and how to give it.
+    env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
+    code, _, err = await durable("session", "no-such-session", env=env)
+    assert code == 4 and "cannot reach Temporal" in err and "--org" in err
+    code, _, err = await durable("session", "no-such-session", "--org", "acme", env=env)
+    assert code == 3, "with --org, Temporal is not needed"

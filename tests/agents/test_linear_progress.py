@@ -35,7 +35,7 @@ async def test_progress_lines_reach_the_linear_agent_session(
     async with agents.running() as client:
         (session_id,) = (await client.send_event(request)).started
         out = await client.get(session_id).result()
-        record = await agents.sessions.get(session_id)
+        record = await agents.sessions.get(session_id, org_id=TEST_ORG)
     assert out.status == "completed" and record is not None
     posted = [
         a for a in local_linear.state()["agentActivities"] if a["agentSessionId"] == linear_session

@@ -270,7 +270,7 @@ async def test_a_session_through_the_http_runtime(agents: Agents, chat_url: str)
             "tests/agents-parent.run", ParentInput(runtime="http", prompt="triage A")
         )
         out: ParentOutput = await handle.result()
-        record = await agents.sessions.get(out.session_id)
+        record = await agents.sessions.get(out.session_id, org_id="")
     assert out.status == "completed"
     assert json.loads(out.summary) == {"labels": ["bug"], "priority": 1}
     assert record is not None and record.result["usage"]["total_tokens"] == 49

@@ -66,7 +66,7 @@ async def until_session(
     agents: Agents, session_id: str, *, terminal: bool = False, line: str = ""
 ) -> SessionRecord:
     for _ in range(150):
-        record = await agents.sessions.get(session_id)
+        record = await agents.sessions.get(session_id, org_id="")
         if (
             record is not None
             and (not terminal or record.is_terminal)
@@ -95,7 +95,7 @@ async def test_a_waiting_workflow_resumes_on_the_session_completion(agents: Agen
         session_out = await client.get(out.session_id).result()
         assert session_out.status == "completed"
 
-        record = await agents.sessions.get(out.session_id, transcript=True)
+        record = await agents.sessions.get(out.session_id, org_id="", transcript=True)
         histories = [
             await client.temporal.get_workflow_handle(run).fetch_history()
             for run in (handle.id, out.session_id)
@@ -184,7 +184,7 @@ async def test_an_agent_that_prints_garbage_fails_the_session_readably(agents: A
             "tests/agents-parent.run", ParentInput(context={"garbage": True})
         )
         out: ParentOutput = await handle.result()
-        record = await agents.sessions.get(out.session_id, transcript=True)
+        record = await agents.sessions.get(out.session_id, org_id="", transcript=True)
     assert out.status == "failed"
     assert out.error == (
         "the agent printed something that is not JSON on stdout line 3: "

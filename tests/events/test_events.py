@@ -37,10 +37,13 @@ def resolved(
 
 async def until_waiting(client: TemporalDurableClient, run_id: str, waits: int = 1) -> None:
     """Until the run's waits are registered in the store: only then does an event resolve
-    them by signal (before, the wait claims it from the store when it registers)."""
+    them by signal (before, the wait claims it from the store when it registers). The waits
+    are read as the run's own org, as `durable waits` reads them."""
     assert client.events is not None
+    tenancy = (await client.get(run_id).describe()).tenancy
+    org_id = tenancy.org_id if tenancy is not None else ""
     for _ in range(100):
-        if len(await client.events.store.open_waits(run_id)) >= waits:
+        if len(await client.events.store.open_waits(run_id, org_id=org_id)) >= waits:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{run_id} never reached its wait")
@@ -101,7 +104,7 @@ async def test_duplicates_start_one_run_and_resolve_one_wait(events: Events, poo
     assert late.duplicate and late.delivered == [] and late.started == []
     assert out.decisions == ["approve"]
     store = events.ingress.store
-    deliveries = await store.deliveries_of(answer.id)
+    deliveries = await store.deliveries_of(answer.id, org_id="")
     assert [(d.kind, state) for d, state in deliveries] == [("signal", "delivered")]
 
 
@@ -130,7 +133,7 @@ async def test_a_duplicate_a_minute_later_starts_and_resolves_nothing_new(
         late = await client.send_event(answer)
         assert again.duplicate and again.started == []
         assert late.duplicate and late.delivered == [] and late.started == []
-        still_open = await skipping_events.ingress.store.open_waits(review.id)
+        still_open = await skipping_events.ingress.store.open_waits(review.id, org_id="")
         assert [w["step_id"] for w in still_open] == ["review#2"], (
             "the second round still waits: the old answer was not consumed again"
         )
@@ -169,7 +172,7 @@ async def test_event_for_a_finished_run_changes_nothing(events: Events) -> None:
         await client.get(started.started[0]).result()
         late = await client.send_event(resolved(request, "reject"))
     assert late.delivered == [] and late.started == [] and not late.duplicate
-    assert await events.ingress.store.get(late.id) is not None, "it is still recorded"
+    assert await events.ingress.store.get(late.id, org_id="") is not None, "it is still recorded"
 
 
 async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Events) -> None:
@@ -208,7 +211,7 @@ async def test_send_event_from_a_workflow_is_sent_once(events: Events) -> None:
         handle = await client.start("tests/announce.run", {"request_id": request})
         sent = await handle.result()
     assert sent.event_id.startswith(handle.id) and sent.event_id.endswith("/announce")
-    stored = await events.ingress.store.get(sent.event_id)
+    stored = await events.ingress.store.get(sent.event_id, org_id="")
     assert stored is not None and stored.data["request_id"] == request
 
 
@@ -259,7 +262,7 @@ async def test_oversize_and_malformed_events_are_refused_and_nothing_is_stored(
     async with events.running() as client:
         with pytest.raises(durable.EventError, match="the limit is 262144 bytes"):
             await client.send_event(big)
-    assert await events.ingress.store.get(big.id) is None
+    assert await events.ingress.store.get(big.id, org_id="") is None
     with pytest.raises(durable.EventError, match="malformed"):
         durable.parse_event(ApprovalResolved, {"data": {"request_id": "r"}, "colour": "red"})
 
@@ -302,7 +305,7 @@ async def test_waits_keep_their_guarantees_across_continue_as_new(
                 runs = await pool.fetch(
                     "SELECT DISTINCT run_id FROM waits WHERE workflow_id = $1", handle.id
                 )
-                if len(runs) == 2 and await store.open_waits(handle.id):
+                if len(runs) == 2 and await store.open_waits(handle.id, org_id=""):
                     return
                 await asyncio.sleep(0.1)
             raise AssertionError("the continued execution never waited")
@@ -310,7 +313,7 @@ async def test_waits_keep_their_guarantees_across_continue_as_new(
         await next_execution_waits()
         # A late copy of the first execution's delivery reaches the second execution, which
         # waits in a step of the same name: it must not take it.
-        ((delivery, _),) = await store.deliveries_of(first.id)
+        ((delivery, _),) = await store.deliveries_of(first.id, org_id="")
         assert delivery.run_id, "a signal names the execution it was meant for"
         assert await events.ingress.deliver(delivery) == "delivered"
         second, third = resolved(request, "revise"), resolved(request, "approve")

@@ -43,7 +43,7 @@ async def test_throttle_delays_or_skips_starts_over_the_limit_per_key(events: Ev
         assert [r.throttled for r in receipts] == [[], [dedupe[1]], [dedupe[2]], []]
         for i in (0, 3):
             assert (await client.get(dedupe[i]).result()).event_id == sent[i].id
-        deliveries = await events.ingress.store.deliveries_of(sent[1].id)
+        deliveries = await events.ingress.store.deliveries_of(sent[1].id, org_id="")
         states = {(d.workflow_type, state) for d, state in deliveries}
         assert ("tests/dedupe.run", "throttled") in states, "a skipped start is on record"
         with pytest.raises(durable.UnknownRun):
@@ -102,7 +102,7 @@ async def test_concurrency_limit_per_key_queues_runs_and_hands_slots_on(events: 
             (runs[name],) = receipt.started
 
         async def slots(project: str) -> dict[str, list[str]]:
-            return await store.slots("tests/limited.run", project)
+            return await store.slots("tests/limited.run", project, org_id="")
 
         async def two_hold_two_queue() -> bool:
             s = await slots(p)
@@ -145,31 +145,31 @@ async def test_a_terminated_runs_slot_is_reclaimed_by_the_dispatcher(events: Eve
         runs = [(await client.send_event(job(p, f"j{i}"))).started[0] for i in range(3)]
 
         async def queued_one() -> bool:
-            s = await store.slots("tests/limited.run", p)
+            s = await store.slots("tests/limited.run", p, org_id="")
             return len(s["holding"]) == 2 and len(s["queued"]) == 1
 
         await until(queued_one, "two hold, one queues")
-        holder = (await store.slots("tests/limited.run", p))["holding"][0]
-        waiting = (await store.slots("tests/limited.run", p))["queued"][0]
+        holder = (await store.slots("tests/limited.run", p, org_id=""))["holding"][0]
+        waiting = (await store.slots("tests/limited.run", p, org_id=""))["queued"][0]
         # Terminated: the run's code never runs again, so it cannot release its slot.
         await client.get(holder).temporal.terminate("operator")
         await until_closed(client, holder)
-        assert holder in (await store.slots("tests/limited.run", p))["holding"]
+        assert holder in (await store.slots("tests/limited.run", p, org_id=""))["holding"]
         assert await events.ingress.reclaim_slots(older_than_seconds=0) >= 1
         await until(lambda: _holds(store, p, waiting), "the queued run gets the freed slot")
         for i, run_id in enumerate(runs):
             if run_id != holder:
                 await client.send_event(finished(p, f"j{i}"))
                 await client.get(run_id).result()
-        assert await store.slots("tests/limited.run", p) == {"holding": [], "queued": []}
+        assert await store.slots("tests/limited.run", p, org_id="") == {"holding": [], "queued": []}
 
 
 async def _holds(store: Any, project: str, run_id: str) -> bool:
-    return run_id in (await store.slots("tests/limited.run", project))["holding"]
+    return run_id in (await store.slots("tests/limited.run", project, org_id=""))["holding"]
 
 
 async def _waits_for(store: Any, run_id: str, event_type: str) -> bool:
-    return any(w["event_type"] == event_type for w in await store.open_waits(run_id))
+    return any(w["event_type"] == event_type for w in await store.open_waits(run_id, org_id=""))
 
 
 class Other(BaseModel):

@@ -388,7 +388,9 @@ async def test_postgres_restart_while_200_events_are_sent(
                     with pytest.raises(durable.UnknownRun):
                         await client.get(run_of[s.event.id]).describe()
                 else:
-                    assert len(await store.open_waits(run_of[s.event.id])) == 1, s.event.id
+                    assert len(await store.open_waits(run_of[s.event.id], org_id="")) == 1, (
+                        s.event.id
+                    )
 
             # Sending the refused ones again finishes the job: all 200 runs complete.
             again = await bounded([client.send_event(s.event) for s in refused], at_once=8)
@@ -456,7 +458,7 @@ async def test_a_run_reaching_its_wait_during_a_long_outage_resumes_when_postgre
 
             async def registered() -> bool:
                 with contextlib.suppress(*RETRYABLE):
-                    return len(await ingress.store.open_waits(handle.id)) == 1
+                    return len(await ingress.store.open_waits(handle.id, org_id="")) == 1
                 return False
 
             await until("the wait is registered once the store is back", registered, 60)

@@ -178,7 +178,7 @@ class Fleet:
         raise AssertionError(f"{run_id} dispatched no session")
 
     async def session(self, session_id: str) -> SessionRecord:
-        found = await SessionStore(self.pool).get(session_id)
+        found = await SessionStore(self.pool).get(session_id, org_id=self.org)
         assert found is not None
         return found
 

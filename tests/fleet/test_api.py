@@ -198,7 +198,7 @@ async def test_every_bad_runtime_token_is_a_bare_401_with_the_reason_only_in_the
             assert any(expected in r for r in logged), (expected, path, logged)
             assert registration not in caplog.text, "a registration token is logged by prefix"
     # and the worker is still there, untouched by any of it
-    assert (await api.store.worker(worker_id)).status == "online"  # type: ignore[union-attr]
+    assert (await api.store.worker(worker_id, org_id=api.org)).status == "online"  # type: ignore[union-attr]
     no_header = await api.http.get("/api/workers")
     assert (no_header.status_code, no_header.json()) == (401, UNAUTHORIZED)
 
@@ -207,7 +207,7 @@ async def test_a_runtime_jwt_of_a_revoked_registration_is_refused(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker_id, runtime = await api.worker("atlas")
-    assert await api.store.revoke(api.keys.verify(runtime).reg)
+    assert await api.store.revoke(api.keys.verify(runtime).reg, org_id=api.org)
     with caplog.at_level(logging.WARNING, "durable.fleet.api"):
         refresh = await api.http.post(f"/api/workers/{worker_id}/refresh", headers=bearer(runtime))
     assert (refresh.status_code, refresh.json()) == (401, UNAUTHORIZED)
@@ -219,7 +219,7 @@ async def test_register_refuses_anything_but_a_live_registration_token(
 ) -> None:
     _, runtime = await api.worker("atlas")
     created = await create_registration_token(api.store, api.org, "atlas", "local-a")
-    await api.store.revoke(created.id)
+    await api.store.revoke(created.id, org_id=api.org)
     expired = await create_registration_token(
         api.store, api.org, "atlas", "local-a", ttl=timedelta(seconds=-1)
     )
@@ -266,7 +266,7 @@ async def test_a_valid_token_for_another_project_reaches_nothing_of_this_one(api
         response = await api.http.post(path, headers=other, json=body)
         assert response.status_code == 404, path
     assert (await api.http.delete(f"/api/workers/{atlas_worker}", headers=other)).status_code == 404
-    assert (await SessionStore(api.pool).get(session_id)).progress == []  # type: ignore[union-attr]
+    assert (await SessionStore(api.pool).get(session_id, org_id=api.org)).progress == []  # type: ignore[union-attr]
 
     # The same project name in another org is another project.
     elsewhere = Api(api.http, api.keys, api.store, api.pool, f"org-{uuid.uuid4().hex[:8]}")
@@ -336,7 +336,7 @@ async def test_only_the_worker_holding_a_claim_writes_to_its_session(api: Api) -
         "error": f"agent session {session_id!r} is not running on this worker (finished, or "
         "claimed by another)"
     }
-    record = await SessionStore(api.pool).get(session_id)
+    record = await SessionStore(api.pool).get(session_id, org_id=api.org)
     assert record is not None and record.result == {"ok": 1}
     assert [(p.attempt, p.line) for p in record.progress] == [(1, "working"), (2, "working again")]
     assert record.worker_id == first
@@ -388,7 +388,7 @@ async def test_the_legacy_worker_key_is_off_by_default_and_only_for_session_prog
         ):
             elsewhere = await http.request(method, path, headers=bearer(LEGACY), json={})
             assert (elsewhere.status_code, elsewhere.json()) == (401, UNAUTHORIZED), path
-    record = await sessions.get(session_id)
+    record = await sessions.get(session_id, org_id=api.org)
     assert record is not None and [p.line for p in record.progress] == ["legacy worker says hi"]
 
 
@@ -542,5 +542,5 @@ async def test_a_token_claiming_another_org_or_project_than_its_worker_s_is_refu
             assert (response.status_code, response.json()) == (401, UNAUTHORIZED), (org, path)
             expected = f"runtime JWT of worker {worker_id} claims org {org!r}, project {project!r}"
             assert any(r.startswith(expected) for r in reasons(caplog)), (org, path)
-        record = await SessionStore(api.pool).get(session_id)
+        record = await SessionStore(api.pool).get(session_id, org_id=org)
         assert record is not None and record.worker_id == "" and record.progress == []

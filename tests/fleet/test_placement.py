@@ -125,16 +125,16 @@ async def test_a_lost_worker_is_offline_at_once_and_its_pool_tried_last(org: Org
     await org.worker("atlas", "far", 2)
     session_id = f"s-{uuid.uuid4().hex[:8]}"
     assert await org.place("atlas", session_id=session_id) == "near"
-    worker = await org.store.worker(near)
+    worker = await org.store.worker(near, org_id=org.id)
     assert worker is not None
     assert await org.store.claim_session(session_id, worker) == 1
     # The run saw the worker lost: its pool goes last, and the worker offline, at once.
     avoid = frozenset({await org.pool_id("near")})
     assert await org.place("atlas", session_id=session_id, avoid=avoid, lost=True) == "far"
-    assert (await org.store.worker(near)).status == "offline"  # type: ignore[union-attr]
+    assert (await org.store.worker(near, org_id=org.id)).status == "offline"  # type: ignore[union-attr]
     # With the other pool full, the avoided pool is still used rather than waiting, when it has
     # a live worker again (its heartbeat brings it back).
-    assert await org.store.heartbeat(near, [])
+    assert await org.store.heartbeat(near, [], org_id=org.id)
     assert await org.place("atlas", avoid=avoid) == "far"
     assert await org.place("atlas", avoid=avoid) == "near"
 
@@ -153,25 +153,25 @@ async def test_slots_of_sessions_no_worker_runs_are_given_back(org: Org) -> None
     )
     claimed = f"s-{uuid.uuid4().hex[:8]}"
     assert await org.place("atlas", session_id=claimed) == "near"
-    worker = await org.store.worker(near)
+    worker = await org.store.worker(near, org_id=org.id)
     assert worker is not None and await org.store.claim_session(claimed, worker) == 1
     assert await org.place("atlas") == WAITING
     # Claimed, but the worker's heartbeats say it no longer runs it (its run was terminated):
     # a heartbeat that lists it keeps it, one that does not (after it settled) releases its
     # slot, and one that lists it again takes the slot back.
     settle = timedelta(seconds=0)
-    assert await org.store.heartbeat(near, [claimed], settle=settle)
+    assert await org.store.heartbeat(near, [claimed], org_id=org.id, settle=settle)
     assert await org.place("atlas") == WAITING
-    assert await org.store.heartbeat(near, [], settle=settle)
-    released = await org.sessions.get(claimed)
+    assert await org.store.heartbeat(near, [], org_id=org.id, settle=settle)
+    released = await org.sessions.get(claimed, org_id=org.id)
     assert released is not None and released.worker_id == near and released.pool == "near"
     assert released.placement == f"running on pool near, worker {near}", "only the slot is freed"
     taker = f"s-{uuid.uuid4().hex[:8]}"
     assert await org.place("atlas", session_id=taker) == "near"
-    assert await org.store.heartbeat(near, [claimed], settle=settle)
+    assert await org.store.heartbeat(near, [claimed], org_id=org.id, settle=settle)
     assert await org.place("atlas") == WAITING, "near's slot is taken twice over now"
     # A heartbeat that does not say what runs releases nothing.
-    assert await org.store.heartbeat(near, None, settle=settle)
+    assert await org.store.heartbeat(near, None, org_id=org.id, settle=settle)
     assert await org.place("atlas") == WAITING
 
 
@@ -180,9 +180,9 @@ async def test_a_gone_worker_s_sessions_do_not_hold_its_pool(org: Org) -> None:
     gone = await org.worker("atlas", "cloud", 1)
     session_id = f"s-{uuid.uuid4().hex[:8]}"
     assert await org.place("atlas", session_id=session_id) == "cloud"
-    worker = await org.store.worker(gone)
+    worker = await org.store.worker(gone, org_id=org.id)
     assert worker is not None and await org.store.claim_session(session_id, worker) == 1
     await org.worker("atlas", "cloud", 1)  # it came back under a new id, as a restart does
     assert await org.place("atlas") == WAITING, "cloud's max_sessions is 1, and gone holds it"
-    assert await org.store.deregister(gone)
+    assert await org.store.deregister(gone, org_id=org.id)
     assert await org.place("atlas") == "cloud"

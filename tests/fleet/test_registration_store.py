@@ -36,7 +36,7 @@ async def test_a_token_is_stored_as_a_hash_and_its_uses_counted(pool: asyncpg.Po
     second = await store.redeem(token.hash)
     assert (first.id, first.org_id, first.project_id) == (token_id, "acme", "p1")
     assert (first.uses, second.uses) == (1, 2)
-    assert await store.registration_valid(token_id)
+    assert await store.registration_valid(token_id, org_id="acme")
 
 
 async def test_expired_revoked_and_unknown_tokens_are_refused(pool: asyncpg.Pool) -> None:
@@ -51,10 +51,11 @@ async def test_expired_revoked_and_unknown_tokens_are_refused(pool: asyncpg.Pool
     token_id = await store.add_registration_token(
         "acme", "p1", revoked.hash, revoked.prefix, timedelta(days=1)
     )
-    assert await store.revoke(token_id) and not await store.revoke(token_id)
+    assert await store.revoke(token_id, org_id="acme")
+    assert not await store.revoke(token_id, org_id="acme")
     with pytest.raises(RegistrationRefused, match="was revoked"):
         await store.redeem(revoked.hash)
-    assert not await store.registration_valid(token_id), "a refresh would be refused"
+    assert not await store.registration_valid(token_id, org_id="acme"), "a refresh would be refused"
 
     with pytest.raises(RegistrationRefused, match="unknown registration token"):
         await store.redeem(registration_token_hash(f"rsp_live_{uuid.uuid4()}"))

@@ -57,7 +57,7 @@ async def test_preferred_then_allowed_a_lost_worker_s_session_moves_and_forbidde
         assert (moved.pool, moved.worker_id) == ("pool-b", b.worker_id)
         assert {p.attempt for p in moved.progress} == {1, 2}, "both claims' lines are kept"
         assert moved.progress[-1].line == "done" and moved.progress[-1].attempt == 2
-        dead = await store.worker(a.worker_id)
+        dead = await store.worker(a.worker_id, org_id=fleet.org)
         assert dead is not None and dead.status == "offline"
 
         # pool-b is now forbidden and pool-a has no live worker: the session waits, visibly,
@@ -107,7 +107,7 @@ async def test_preferred_then_allowed_a_lost_worker_s_session_moves_and_forbidde
 
         # SIGTERM: the daemon drains, deregisters and exits 0.
         assert await b.stop() == 0
-        gone = await store.worker(b.worker_id)
+        gone = await store.worker(b.worker_id, org_id=fleet.org)
         assert gone is not None and gone.status == "deregistered"
 
 
@@ -171,8 +171,8 @@ async def test_the_daemon_refreshes_its_jwt_and_stops_when_its_registration_is_r
         assert out.status == "completed"
         assert (await fleet.session(out.session_id)).worker_id == daemon.worker_id
 
-        assert await fleet.store.revoke(daemon.registration_id)
-        gone = await fleet.store.worker(daemon.worker_id)
+        assert await fleet.store.revoke(daemon.registration_id, org_id=fleet.org)
+        gone = await fleet.store.worker(daemon.worker_id, org_id=fleet.org)
         assert gone is not None and gone.status == "deregistered"  # routing stops at once
         code = await asyncio.wait_for(daemon.process.wait(), 30)
         await asyncio.sleep(0.2)  # the last lines

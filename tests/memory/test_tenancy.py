@@ -23,7 +23,7 @@ from .conftest import Pm, consolidate, new_org, session
 async def read_as(sessions: SessionStore, session_id: str, org: str) -> bool:
     """Whether `org` can read the session: what `GET /v1/sessions/{id}` (api/app.py) does,
     where another org's session is as absent as a missing one."""
-    record = await sessions.get(session_id)
+    record = await sessions.get(session_id, org_id=org)
     return record is not None and record.org_id == org
 
 

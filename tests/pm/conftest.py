@@ -127,7 +127,7 @@ async def waiting_at(pm: Pm, run_id: str, step_id: str, timeout: float = 60.0) -
     deadline = asyncio.get_running_loop().time() + timeout
     store = EventStore(pm.pool)
     while True:
-        open_ = [w["step_id"] for w in await store.open_waits(run_id)]
+        open_ = [w["step_id"] for w in await store.open_waits(run_id, org_id=TEST_ORG)]
         if step_id in open_:
             return
         if asyncio.get_running_loop().time() > deadline:

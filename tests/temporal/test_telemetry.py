@@ -103,9 +103,9 @@ async def test_store_calls_are_spans_in_the_callers_trace(pool: asyncpg.Pool) ->
     provider, exporter = recording()
     store = EventStore(pool, tracer_provider=provider)
     with provider.get_tracer("test").start_as_current_span("caller") as caller:
-        await store.get("no-such-event")
+        await store.get("no-such-event", org_id="")
         await store.stale()
-    await store.get("no-such-event")  # outside a trace: a root span of its own
+    await store.get("no-such-event", org_id="")  # outside a trace: a root span of its own
     await store.stale()  # a poll outside a trace: no span
 
     db = [s for s in exporter.get_finished_spans() if s.name.startswith("db.")]

@@ -151,7 +151,7 @@ async def fleet_status(
 ) -> dict[str, Any]:
     """A project's route, its pools' live capacity, and its workers with their last
     heartbeat; workers silent past `grace` are marked offline first."""
-    await fleet.mark_offline(grace)
+    await fleet.mark_offline(grace, org_id=org)
     pools = await fleet.pools(org)
     route = await fleet.route(org, project)
     used = (

@@ -186,12 +186,21 @@ class ApiSessionWriter:
         _CLAIM.set(int(response.json()["attempt"]))
         return "running"
 
-    async def add_progress(self, session_id: str, attempt: int, seq: int, line: str) -> None:
+    async def add_progress(
+        self, session_id: str, attempt: int, seq: int, line: str, *, org_id: str
+    ) -> None:
+        # The platform takes the org from this worker's runtime JWT, not from here.
         body = {"seq": seq, "line": line, "claim": _CLAIM.get(None)}
         await self._post(session_id, "progress", body)
 
     async def save_output(
-        self, session_id: str, attempt: int, transcript: list[dict[str, Any]], result: Any
+        self,
+        session_id: str,
+        attempt: int,
+        transcript: list[dict[str, Any]],
+        result: Any,
+        *,
+        org_id: str,
     ) -> None:
         body = {"transcript": transcript, "result": result, "claim": _CLAIM.get(None)}
         await self._post(session_id, "output", body)

@@ -91,6 +91,11 @@ release_slot = durable.declare_activity(
 )
 
 
+def _org() -> str:
+    """The org of the run whose step this is (its tenancy travels with every step)."""
+    return durable.activity_context().info.tenancy.org_id
+
+
 class EventActivities:
     def __init__(self, ingress: EventIngress) -> None:
         self._ingress = ingress
@@ -105,21 +110,21 @@ class EventActivities:
             input.match,
             input.not_before,
             # The run's org, from the step's tenancy: only an event of that org resolves it.
-            org_id=durable.activity_context().info.tenancy.org_id,
+            org_id=_org(),
         )
         return MaybeEvent(event=stored.document() if stored else None)
 
     @durable.implements(close_wait)
     async def close_wait(self, input: CloseWait) -> MaybeEvent:
         stored = await self._ingress.store.close_wait(
-            input.workflow_id, input.run_id, input.step_id
+            input.workflow_id, input.run_id, input.step_id, org_id=_org()
         )
         return MaybeEvent(event=stored.document() if stored else None)
 
     @durable.implements(settle_any)
     async def settle_any(self, input: SettleAny) -> Settled:
         step_id, stored = await self._ingress.store.settle_any(
-            input.workflow_id, input.run_id, input.step_ids, input.keep
+            input.workflow_id, input.run_id, input.step_ids, input.keep, org_id=_org()
         )
         return Settled(step_id=step_id, event=stored.document() if stored else None)
 
@@ -135,13 +140,13 @@ class EventActivities:
     @durable.implements(acquire_slot)
     async def acquire_slot(self, input: Slot) -> Held:
         held = await self._ingress.store.acquire_slot(
-            input.workflow_type, input.key, input.limit, input.workflow_id
+            input.workflow_type, input.key, input.limit, input.workflow_id, org_id=_org()
         )
         return Held(held=held)
 
     @durable.implements(release_slot)
     async def release_slot(self, input: Slot) -> Held:
         await self._ingress.release_slot(
-            input.workflow_type, input.key, input.workflow_id, input.limit
+            input.workflow_type, input.key, input.workflow_id, input.limit, org_id=_org()
         )
         return Held(held=False)

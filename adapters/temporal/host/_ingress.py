@@ -118,7 +118,7 @@ class EventIngress:
         """Make one delivery and record its outcome; never raises for a failure the dispatcher
         can retry (it stays pending)."""
         try:
-            stored = await self.store.get(delivery.event_id)
+            stored = await self.store.get(delivery.event_id, org_id=delivery.org_id)
         except CONNECTION_ERRORS as err:
             log.warning("delivery deferred: the event store is unreachable: %s", err)
             if receipt is not None:
@@ -225,13 +225,21 @@ class EventIngress:
         return len(stale)
 
     async def release_slot(
-        self, workflow_type: str, key: str, workflow_id: str, limit: int | None = None
+        self,
+        workflow_type: str,
+        key: str,
+        workflow_id: str,
+        limit: int | None = None,
+        *,
+        org_id: str,
     ) -> int:
         """Leave a concurrency slot and wake the runs it frees; returns how many woke."""
         if limit is None:
             declared = self.registry.workflow(workflow_type).concurrency
             limit = declared.limit if declared else 1
-        pending = await self.store.release_slot(workflow_type, key, limit, workflow_id)
+        pending = await self.store.release_slot(
+            workflow_type, key, limit, workflow_id, org_id=org_id
+        )
         for delivery in pending:
             await self.deliver(delivery)
         return len(pending)
@@ -240,7 +248,9 @@ class EventIngress:
         """Release the concurrency slots of runs that ended without releasing them
         (terminated, timed out, deleted); returns how many."""
         freed = 0
-        for workflow_type, key, workflow_id in await self.store.slots_to_check(older_than_seconds):
+        for workflow_type, key, workflow_id, org_id in await self.store.slots_to_check(
+            older_than_seconds
+        ):
             try:
                 described = await self.client.get_workflow_handle(workflow_id).describe()
                 running = described.status == WorkflowExecutionStatus.RUNNING
@@ -253,7 +263,7 @@ class EventIngress:
                     "released the concurrency slot of an ended run",
                     extra={"workflow_id": workflow_id, "workflow_type": workflow_type},
                 )
-                await self.release_slot(workflow_type, key, workflow_id)
+                await self.release_slot(workflow_type, key, workflow_id, org_id=org_id)
                 freed += 1
         return freed
 
