@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from workers.embedded import free_port, port_in_use
@@ -162,7 +163,18 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
         "DURABLE_API_PORT": str(api_port),
         "DURABLE_TASK_QUEUE": "dev-test",
     }
-    async with dev_stack(env, "--no-demo"):
+    async with dev_stack(env, "--no-demo") as (_, stderr):
+        # It logs in as its app role, not as the cluster's superuser: row-level security binds it.
+        shown = (await stderr.wait_for("DATABASE_URL     ")).split()[-1]
+        conn = await asyncpg.connect(shown)
+        try:
+            role = await conn.fetchrow(
+                "SELECT current_user AS name, rolsuper, rolbypassrls FROM pg_roles"
+                " WHERE rolname = current_user"
+            )
+        finally:
+            await conn.close()
+        assert role is not None and tuple(role) == ("durable", False, False), shown
         ui = await asyncio.to_thread(
             urllib.request.urlopen, f"http://127.0.0.1:{ui_port}/", timeout=10
         )

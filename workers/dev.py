@@ -25,7 +25,13 @@ from store._pool import redact
 from workflows import registry as shipped_registry
 
 from .demo import run_demo
-from .embedded import EmbeddedPostgres, EmbeddedTemporal, private_dir
+from .embedded import (
+    EmbeddedPostgres,
+    EmbeddedTemporal,
+    embedded_url,
+    ensure_app_login,
+    private_dir,
+)
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
 from .telemetry import start_telemetry
@@ -137,6 +143,12 @@ async def run_dev(
         pool = await create_pool(database_url)
         try:
             applied = await migrate(pool)
+            if settings.database_url is None:
+                # Migrated as the cluster's superuser; everything else logs in as its app role.
+                await ensure_app_login(pool)
+                await pool.close()
+                database_url = embedded_url(settings.data_dir.resolve() / "postgres")
+                pool = await create_pool(database_url)
             say(f"database ready ({len(applied)} migration(s) applied now)")
             await ensure_local_key(pool, settings)
             client = await connect_temporal(

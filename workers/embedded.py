@@ -15,7 +15,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -199,6 +199,30 @@ class EmbeddedTemporal:
         return await Client.connect(
             self.address, namespace=self.namespace, data_converter=data_converter()
         )
+
+
+# The embedded cluster's login for everything but migrations: a member of durable_app only, as
+# the app role is in production (deploy/postgres/initdb/10-roles.sh). Its superuser migrates.
+APP_LOGIN = "durable"
+
+
+def embedded_url(socket_dir: Path, user: str = APP_LOGIN) -> str:
+    """The URL of the embedded cluster whose socket is in `socket_dir`, as `user`."""
+    return f"postgresql://{user}@/postgres?host={socket_dir.resolve()}"
+
+
+async def ensure_app_login(conn: Any) -> None:
+    """Make the embedded cluster's app login once (`conn`: its superuser, after migrations,
+    which make durable_app): no superuser, no BYPASSRLS, owner of nothing, so row-level
+    security binds every statement the worker, the API and the CLI make."""
+    await conn.execute(
+        f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
+                CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
+                    IN ROLE durable_app;
+            END IF;
+        END $$"""
+    )
 
 
 class EmbeddedPostgres:

@@ -54,6 +54,7 @@ from store import (
 from workflows import registry as shipped_registry
 from workflows.agents import SESSION_WORKFLOW
 
+from .embedded import embedded_url
 from .settings import Settings
 from .telemetry import Telemetry, start_telemetry
 
@@ -199,10 +200,11 @@ def worker_registry(
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded PostgreSQL's socket in the data dir (`durable dev`)."""
+    """DATABASE_URL, or the embedded PostgreSQL's socket in the data dir (`durable dev`), as
+    its app login."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    return f"postgresql://postgres@/postgres?host={(settings.data_dir / 'postgres').resolve()}"
+    return embedded_url(settings.data_dir / "postgres")
 
 
 async def durable_client(settings: Settings, *, events: bool = False) -> TemporalDurableClient:
