@@ -342,9 +342,12 @@ def test_worker_gets_its_settings() -> None:
 def test_worker_and_migrate_share_the_database_and_image() -> None:
     worker_name, worker = service_running("worker")
     migrate_name, migrate = service_running("migrate")
-    assert environment(migrate).get("DATABASE_URL") == environment(worker).get("DATABASE_URL"), (
-        f"{migrate_name!r} migrates a different database than the worker ({worker_name}) uses"
-    )
+    migrated, used = (urlsplit(environment(s)["DATABASE_URL"]) for s in (migrate, worker))
+    assert (migrated.hostname, migrated.port, migrated.path) == (
+        used.hostname,
+        used.port,
+        used.path,
+    ), f"{migrate_name!r} migrates a different database than the worker ({worker_name}) uses"
     for name, service in ((worker_name, worker), (migrate_name, migrate)):
         assert builds_from_dockerfile(service), (
             f"service {name!r} is not built from the repository's Dockerfile, so it does not "
@@ -453,12 +456,7 @@ def test_mounted_files_exist() -> None:
                 )
 
 
-def test_app_database_and_role_are_created() -> None:
-    _, worker = service_running("worker")
-    url = urlsplit(environment(worker)["DATABASE_URL"])
-    database, user = url.path.lstrip("/"), url.username
-    if user in (None, "postgres"):
-        return  # the superuser and its default database need no setup
+def _init_sql() -> str:
     _, postgres = postgres_service()
     scripts = []
     for volume in postgres.get("volumes") or []:
@@ -466,13 +464,47 @@ def test_app_database_and_role_are_created() -> None:
         if target.startswith("/docker-entrypoint-initdb.d"):
             path = ROOT / source
             scripts += [path] if path.is_file() else sorted(path.iterdir())
-    text = "\n".join(p.read_text() for p in scripts)
-    assert re.search(rf"CREATE (ROLE|USER) {user}\b", text), (
-        f"DATABASE_URL logs in as {user!r}, but no PostgreSQL init script creates that role"
+    return "\n".join(p.read_text() for p in scripts)
+
+
+def _role(text: str, user: str) -> str:
+    """The CREATE ROLE statement of `user` in the init scripts, up to its semicolon."""
+    found = re.search(rf"CREATE (?:ROLE|USER) {user}\b[^;]*;", text)
+    assert found, f"DATABASE_URL logs in as {user!r}, but no PostgreSQL init script creates it"
+    return found[0]
+
+
+def test_the_migrating_role_owns_the_tables_and_no_service_logs_in_as_it_but_migrate() -> None:
+    """`migrate` logs in as the owner of the app database; the worker and the API as a role that
+    is a member of durable_app only: not superuser, no BYPASSRLS, not the owner, so row-level
+    security binds every query they make."""
+    text = _init_sql()
+    owner = urlsplit(environment(service_running("migrate")[1])["DATABASE_URL"])
+    database = owner.path.lstrip("/")
+    created = re.search(rf"CREATE DATABASE {database} OWNER (\w+)", text)
+    assert created, f"no PostgreSQL init script creates database {database!r} with an owner"
+    assert created[1] == owner.username, (
+        f"migrate logs in as {owner.username!r}, but {database!r} is owned by {created[1]!r}: "
+        "migrations could not create its tables"
     )
-    assert re.search(rf"CREATE DATABASE {database}\b", text), (
-        f"DATABASE_URL uses database {database!r}, but no PostgreSQL init script creates it"
-    )
+    assert "SUPERUSER" not in _role(text, str(owner.username)).replace("NOSUPERUSER", "")
+    for name, service in services().items():
+        url = environment(service).get("DATABASE_URL")
+        if url is None or name == "migrate" or not builds_from_dockerfile(service):
+            continue
+        user = str(urlsplit(url).username)
+        assert user not in ("postgres", owner.username), (
+            f"service {name!r} logs into PostgreSQL as {user!r}, the superuser or the owner"
+        )
+        role = _role(text, user)
+        assert re.search(r"\bIN ROLE durable_app\b", role), (
+            f"{user!r} ({name}) is not a member of durable_app: {role}"
+        )
+        for power in ("SUPERUSER", "BYPASSRLS", "CREATEROLE", "CREATEDB"):
+            assert f"NO{power}" in role, f"{user!r} ({name}) may have {power}: {role}"
+        assert not re.search(rf"GRANT \w+ TO {user}\b|OWNER TO {user}\b", text), (
+            f"{user!r} ({name}) is granted a role or owns something beyond durable_app"
+        )
 
 
 # --- Dockerfile ---------------------------------------------------------------------------
