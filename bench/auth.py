@@ -211,8 +211,8 @@ async def measure_auth(client: Client, pool: asyncpg.Pool, args: Any, label: str
             plain_burst, keyed_burst = merged(bursts[plain.name]), merged(bursts[keyed.name])
             say(f"[{label}] verifying the bursts ...")
             verdicts = [
-                await verify_durable(plain_burst, store, plain.name),
-                await verify_durable(keyed_burst, store, keyed.name),
+                await verify_durable(plain_burst, store, plain.name, org_id=ORG),
+                await verify_durable(keyed_burst, store, keyed.name, org_id=ORG),
             ]
         finally:
             await with_key.stop()

@@ -257,16 +257,19 @@ def check_results(result: Burst) -> tuple[set[str], set[str], list[str]]:
     return lost, duplicated, problems
 
 
-async def verify_durable(result: Burst, store: EventStore, side: str = "durable") -> Verdict:
-    """What the runs returned, and in Postgres: each event has exactly one delivery, a signal
-    to its own run, in state 'delivered'; no wait of these runs is still open."""
+async def verify_durable(
+    result: Burst, store: EventStore, side: str = "durable", *, org_id: str = ""
+) -> Verdict:
+    """What the runs returned, and in Postgres (as `org_id`, the runs' org): each event has
+    exactly one delivery, a signal to its own run, in state 'delivered'; no wait of these runs
+    is still open."""
     lost, duplicated, problems = check_results(result)
     gate = asyncio.Semaphore(10)
 
     async def check(run_id: str, event_id: str) -> None:
         async with gate:
-            deliveries = await store.deliveries_of(event_id, org_id="")
-            still_open = await store.open_waits(run_id, org_id="")
+            deliveries = await store.deliveries_of(event_id, org_id=org_id)
+            still_open = await store.open_waits(run_id, org_id=org_id)
         delivered = [
             d
             for d, state in deliveries

@@ -24,7 +24,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry.trace import TracerProvider
 
-from ._org import APP_ROLE, as_org, each_org
+from ._org import APP_ROLE, as_org, as_platform, each_org
 from ._tracing import db_spans, store_tracer
 
 _span = db_spans("fleet")
@@ -645,25 +645,23 @@ class FleetStore:
         them, making one if there is none (every API instance then signs with the same key);
         and the ids of keys found in clear (stored before keys were encrypted), which are
         encrypted in place first, so no key stays readable in the table."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with as_platform(self.pool) as conn:
             # API instances starting together take turns: one makes the key, all read it.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet:signing-keys'))")
             clear = await conn.fetch(
-                "SELECT kid, private_key FROM fleet_signing_keys WHERE NOT encrypted FOR UPDATE"
+                "SELECT kid, private_key FROM fleet_signing_keys WHERE NOT encrypted"
             )
+            # The application role writes keys only through these functions (migration 0016),
+            # which store encrypted keys alone.
             for row in clear:
                 await conn.execute(
-                    "UPDATE fleet_signing_keys SET private_key = $2, encrypted = true"
-                    " WHERE kid = $1",
+                    "SELECT durable_seal_signing_key($1, $2)",
                     row["kid"],
                     seal(row["kid"], bytes(row["private_key"])),
                 )
             kid = secrets.token_hex(8)
             await conn.execute(
-                "INSERT INTO fleet_signing_keys (kid, private_key, encrypted)"
-                " SELECT $1, $2, true WHERE NOT EXISTS (SELECT 1 FROM fleet_signing_keys)",
-                kid,
-                seal(kid, secrets.token_bytes(32)),
+                "SELECT durable_add_signing_key($1, $2)", kid, seal(kid, secrets.token_bytes(32))
             )
             rows = await conn.fetch(
                 "SELECT kid, private_key FROM fleet_signing_keys ORDER BY created_at DESC"

@@ -36,6 +36,15 @@ async def as_org(pool: asyncpg.Pool, org_id: str) -> AsyncIterator[Any]:
         yield conn
 
 
+@asynccontextmanager
+async def as_platform(pool: asyncpg.Pool) -> AsyncIterator[Any]:
+    """A connection in a transaction as `durable_app` with no org: for the platform-wide
+    tables (signing keys), which hold no org's data."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('role', $1, true)", APP_ROLE)
+        yield conn
+
+
 async def known_orgs(pool: asyncpg.Pool) -> list[str]:
     """Every org that has had tenant data here ('' included), for work done per org."""
     async with as_org(pool, "") as conn:

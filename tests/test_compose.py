@@ -500,7 +500,7 @@ def test_the_migrating_role_owns_the_tables_and_no_service_logs_in_as_it_but_mig
         assert re.search(r"\bIN ROLE durable_app\b", role), (
             f"{user!r} ({name}) is not a member of durable_app: {role}"
         )
-        for power in ("SUPERUSER", "BYPASSRLS", "CREATEROLE", "CREATEDB"):
+        for power in ("SUPERUSER", "BYPASSRLS", "CREATEROLE", "CREATEDB", "INHERIT"):
             assert f"NO{power}" in role, f"{user!r} ({name}) may have {power}: {role}"
         assert not re.search(rf"GRANT \w+ TO {user}\b|OWNER TO {user}\b", text), (
             f"{user!r} ({name}) is granted a role or owns something beyond durable_app"

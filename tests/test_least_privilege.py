@@ -43,6 +43,8 @@ BOTH_ORGS = (
     "agent_session_progress",
     "pm_cursors",
 )
+# Tables whose org column the app role may not update at all (column or table privileges).
+FIXED_ORG = ("step_executions", "registration_tokens")
 # Platform-wide, no org's data: what the app role may reach without row-level security.
 PLATFORM = {"schema_migrations", "tenant_orgs", "fleet_signing_keys"}
 
@@ -121,7 +123,7 @@ async def test_the_app_role_migrates_nothing_owns_nothing_and_reaches_tenant_dat
     su = await asyncpg.connect(cluster.superuser, database="app")
     try:
         role = await su.fetchrow(
-            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb,"
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolinherit,"
             " array(SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid"
             "       WHERE m.member = r.oid) AS member_of"
             " FROM pg_roles r WHERE rolname = 'app'"
@@ -131,6 +133,7 @@ async def test_the_app_role_migrates_nothing_owns_nothing_and_reaches_tenant_dat
             "rolbypassrls": False,
             "rolcreaterole": False,
             "rolcreatedb": False,
+            "rolinherit": False,
             "member_of": ["durable_app"],
         }
         owned = await su.fetch(
@@ -152,18 +155,23 @@ async def test_the_app_role_migrates_nothing_owns_nothing_and_reaches_tenant_dat
             assert rls is not None and tuple(rls) == (True, True, 1), (
                 f"{table}: ENABLE, FORCE, one org policy"
             )
+        direct = await su.fetch(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            " AND c.relkind = 'r' AND has_table_privilege('app', c.oid, 'SELECT, INSERT')"
+        )
+        assert direct == [], "NOINHERIT: nothing until a transaction takes durable_app"
         reachable = await su.fetch(
             "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
             " AND c.relkind = 'r' AND NOT c.relrowsecurity"
-            " AND has_table_privilege('app', c.oid, 'SELECT, INSERT, UPDATE, DELETE')"
+            " AND has_table_privilege('durable_app', c.oid, 'SELECT, INSERT, UPDATE, DELETE')"
         )
         assert {r["relname"] for r in reachable} <= PLATFORM
         writable = await su.fetch(
             "SELECT c.relname FROM pg_class c WHERE c.relname = ANY($1::text[])"
-            " AND has_table_privilege('app', c.oid, 'DELETE')",
+            " AND has_table_privilege('durable_app', c.oid, 'INSERT, UPDATE, DELETE')",
             sorted(PLATFORM),
         )
-        assert writable == [], "the app role deletes no migration, key or org"
+        assert writable == [], "no migration, signing key or org is the app's to write"
     finally:
         await su.close()
 
@@ -262,13 +270,22 @@ async def one_org_per_connection(cluster: Cluster, su: asyncpg.Connection) -> No
     try:
         assert await conn.fetchval("SELECT current_user") == "app"
         for table in tables:
-            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, (
-                f"{table}: a connection that names no org sees nothing"
-            )
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.fetchval(f"SELECT count(*) FROM {table}")  # outside as_org
+            async with conn.transaction():
+                await conn.execute("SELECT set_config('role', 'durable_app', true)")
+                assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, (
+                    f"{table}: a transaction that names no org sees nothing"
+                )
+        await cannot_touch_platform_tables(conn)
         for org, other in ((ORG_A, ORG_B), (ORG_B, ORG_A)):
             for table in tables:
                 async with conn.transaction():
-                    await conn.execute("SELECT set_config('app.org_id', $1, true)", org)
+                    await conn.execute(
+                        "SELECT set_config('role', 'durable_app', true),"
+                        " set_config('app.org_id', $1, true)",
+                        org,
+                    )
                     seen = await conn.fetch(
                         f"SELECT org_id, count(*) AS n FROM {table} GROUP BY org_id"
                     )
@@ -278,7 +295,7 @@ async def one_org_per_connection(cluster: Cluster, su: asyncpg.Connection) -> No
                         await conn.execute(
                             f"UPDATE {table} SET org_id = org_id WHERE org_id = $1", other
                         )
-                        if table != "step_executions"
+                        if table not in FIXED_ORG
                         else "UPDATE 0"
                     )
                     assert moved == "UPDATE 0", f"{table}: {org} changes no row of {other}"
@@ -294,8 +311,8 @@ async def one_org_per_connection(cluster: Cluster, su: asyncpg.Connection) -> No
                     ):
                         async with conn.transaction():
                             await conn.execute(copy, other)
-                    if table == "step_executions":
-                        continue  # the app role may not update the audit at all
+                    if table in FIXED_ORG:
+                        continue  # the app role may not change the org of these at all
                     with pytest.raises(
                         asyncpg.InsufficientPrivilegeError, match="row-level security"
                     ):
@@ -303,6 +320,48 @@ async def one_org_per_connection(cluster: Cluster, su: asyncpg.Connection) -> No
                             await conn.execute(f"UPDATE {table} SET org_id = $1", other)
     finally:
         await conn.close()
+
+
+async def cannot_touch_platform_tables(conn: asyncpg.Connection) -> None:
+    """As durable_app: no signing key planted or put back in clear, no org listed by hand, no
+    registration token moved to another org."""
+    for statement in (
+        "INSERT INTO fleet_signing_keys (kid, private_key, encrypted) VALUES ('evil', 'x', false)",
+        "UPDATE fleet_signing_keys SET encrypted = false",
+        "INSERT INTO tenant_orgs (org_id) VALUES ('org-made-up')",
+        "UPDATE registration_tokens SET org_id = 'org-alpha'",
+        "DELETE FROM events",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await as_durable_app(conn, statement)
+    # The two functions it writes keys through store encrypted rows only: a blob it makes up
+    # goes in only to an empty table, marked encrypted, and an API then refuses to start on it
+    # (it does not decrypt) rather than sign with it. Rolled back: nothing of it is kept.
+    with pytest.raises(RolledBack):
+        await plant_a_key(conn)
+
+
+async def as_durable_app(conn: asyncpg.Connection, statement: str) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('role', 'durable_app', true)")
+        await conn.execute(statement)
+
+
+async def plant_a_key(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('role', 'durable_app', true)")
+        before = await conn.fetchval("SELECT count(*) FROM fleet_signing_keys")
+        await conn.execute("SELECT durable_add_signing_key('evil', 'x')")
+        evil = await conn.fetchval("SELECT count(*) FROM fleet_signing_keys WHERE kid = 'evil'")
+        assert evil == (1 if before == 0 else 0), "a key is added only to an empty table"
+        await conn.execute("SELECT durable_seal_signing_key(kid, 'x') FROM fleet_signing_keys")
+        clear = await conn.fetchval("SELECT count(*) FROM fleet_signing_keys WHERE NOT encrypted")
+        assert clear == 0, "nothing is ever put back in clear"
+        raise RolledBack
+
+
+class RolledBack(Exception):
+    pass
 
 
 async def test_migrating_without_the_roles_says_which_to_make_first() -> None:

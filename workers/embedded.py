@@ -213,13 +213,14 @@ def embedded_url(socket_dir: Path, user: str = APP_LOGIN) -> str:
 
 async def ensure_app_login(conn: Any) -> None:
     """Make the embedded cluster's app login once (`conn`: its superuser, after migrations,
-    which make durable_app): no superuser, no BYPASSRLS, owner of nothing, so row-level
+    which make durable_app): no superuser, no BYPASSRLS, owner of nothing, and NOINHERIT, so
+    it reads nothing outside a transaction that takes durable_app with an org, and row-level
     security binds every statement the worker, the API and the CLI make."""
     await conn.execute(
         f"""DO $$ BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
-                CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
-                    IN ROLE durable_app;
+                CREATE ROLE {APP_LOGIN} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE
+                    NOBYPASSRLS IN ROLE durable_app;
             END IF;
         END $$"""
     )

@@ -10,16 +10,20 @@ CREATE TABLE tenant_orgs (
     org_id text PRIMARY KEY,
     first_seen timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-GRANT SELECT, INSERT ON tenant_orgs TO durable_app;
+GRANT SELECT ON tenant_orgs TO durable_app;
 
-CREATE FUNCTION durable_note_org() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Only this trigger adds to it (as the owner, SECURITY DEFINER): the application role cannot
+-- list orgs that have no data, for the sweeps to walk.
+CREATE FUNCTION durable_note_org() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM tenant_orgs WHERE org_id = NEW.org_id) THEN
-        INSERT INTO tenant_orgs (org_id) VALUES (NEW.org_id) ON CONFLICT DO NOTHING;
+    IF NOT EXISTS (SELECT FROM public.tenant_orgs WHERE org_id = NEW.org_id) THEN
+        INSERT INTO public.tenant_orgs (org_id) VALUES (NEW.org_id) ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END
 $$;
+REVOKE ALL ON FUNCTION durable_note_org() FROM PUBLIC;
 
 -- The org of every row, taken from where it came from.
 ALTER TABLE events ADD COLUMN org_id text NOT NULL DEFAULT '';
@@ -63,7 +67,7 @@ BEGIN
         ' USING (org_id = current_setting(''app.org_id'', true))'
         ' WITH CHECK (org_id = current_setting(''app.org_id'', true))',
         t || '_by_org', t);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO durable_app', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %I TO durable_app', t);
     IF note_org THEN
         EXECUTE format(
             'CREATE TRIGGER %I AFTER INSERT ON %I FOR EACH ROW EXECUTE FUNCTION durable_note_org()',
@@ -85,6 +89,8 @@ FROM unnest(ARRAY[
 ]) AS t;
 CREATE TRIGGER api_keys_note_org AFTER INSERT ON api_keys
     FOR EACH ROW EXECUTE FUNCTION durable_note_org();
+-- Rows the application deletes: slots given back. Nothing else is ever deleted by it.
+GRANT DELETE ON throttle_slots, concurrency_slots TO durable_app;
 GRANT USAGE ON SEQUENCE agent_session_progress_id_seq TO durable_app;
 -- The migrations applied, so a worker can say which are missing; nothing else of it.
 GRANT SELECT ON schema_migrations TO durable_app;

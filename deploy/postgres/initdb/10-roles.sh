@@ -9,7 +9,9 @@
 #                the migrating role, used by the `migrate` one-shot and nothing else;
 #   durable_app  NOLOGIN: what the product's tables grant (row-level security binds it);
 #   app          the login of the worker and the API: a member of durable_app and nothing
-#                else, not the owner of anything.
+#                else, not the owner of anything. NOINHERIT: it holds no privilege until a
+#                transaction takes the durable_app role (store/_org.py does, with the org), so
+#                a query outside one reads no table at all.
 # Passwords come from TEMPORAL_DB_PASSWORD, APP_OWNER_DB_PASSWORD and APP_DB_PASSWORD.
 # Changing them later does not rerun this script: ALTER ROLE ... PASSWORD by hand, or start
 # from an empty volume. PGHOST/PGPORT, when set, point it at another server (the tests do).
@@ -23,8 +25,8 @@ CREATE ROLE temporal LOGIN CREATEDB PASSWORD :'temporal_password';
 CREATE ROLE app_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
     PASSWORD :'owner_password';
 CREATE ROLE durable_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
-CREATE ROLE app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS IN ROLE durable_app
-    PASSWORD :'app_password';
+CREATE ROLE app LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
+    IN ROLE durable_app PASSWORD :'app_password';
 CREATE DATABASE app OWNER app_owner;
 REVOKE ALL ON DATABASE app FROM PUBLIC;
 GRANT CONNECT ON DATABASE app TO app;
