@@ -24,7 +24,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry.trace import TracerProvider
 
-from ._org import APP_ROLE, as_org, as_platform, each_org
+from ._org import as_org, as_platform, as_token_holder, each_org
 from ._tracing import db_spans, store_tracer
 
 _span = db_spans("fleet")
@@ -191,13 +191,7 @@ class FleetStore:
         """The registration a token stands for, counting this use; RegistrationRefused when
         it is unknown, expired or revoked. The only read made before the org is known: it sees
         the one row whose hash it holds (`app.token_hash`), of whichever org."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT set_config('role', $1, true), set_config('app.org_id', '', true),"
-                " set_config('app.token_hash', $2, true)",
-                APP_ROLE,
-                token_hash,
-            )
+        async with as_token_holder(self.pool, token_hash) as conn:
             row = await conn.fetchrow(
                 """UPDATE registration_tokens SET uses = uses + 1, last_used_at = clock_timestamp()
                    WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > clock_timestamp()

@@ -14,8 +14,9 @@ tenant tables) and acts per org, one transaction each.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -24,25 +25,48 @@ APP_ROLE = "durable_app"
 T = TypeVar("T")
 
 
+def literal(value: str) -> str:
+    """`value` as a PostgreSQL string constant. An escape string (E'...') reads the same
+    whatever `standard_conforming_strings` says; text holds no NUL, so none is accepted."""
+    if "\x00" in value:
+        raise ValueError("an org id cannot contain a NUL character")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @asynccontextmanager
-async def as_org(pool: asyncpg.Pool, org_id: str) -> AsyncIterator[Any]:
+async def _transaction(pool: asyncpg.Pool, settings: dict[str, str]) -> AsyncIterator[Any]:
+    """A connection in a transaction whose first statement sets `settings` for it alone
+    (`set_config(..., true)`), sent with BEGIN in one round trip: every store call pays for
+    the transaction and the org, so they cost one trip, not two."""
+    assigned = ", ".join(f"set_config('{k}', {literal(v)}, true)" for k, v in settings.items())
+    async with pool.acquire() as conn:
+        await conn.execute(f"BEGIN; SELECT {assigned}")
+        try:
+            yield conn
+        except BaseException:
+            # If even this fails (the connection broke, the task was cancelled mid-query), the
+            # pool rolls back or drops the connection on release: nothing is committed.
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+
+def as_org(pool: asyncpg.Pool, org_id: str) -> AbstractAsyncContextManager[Any]:
     """A connection in a transaction as `durable_app` with `app.org_id` = `org_id`."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)",
-            APP_ROLE,
-            org_id,
-        )
-        yield conn
+    return _transaction(pool, {"role": APP_ROLE, "app.org_id": org_id})
 
 
-@asynccontextmanager
-async def as_platform(pool: asyncpg.Pool) -> AsyncIterator[Any]:
+def as_platform(pool: asyncpg.Pool) -> AbstractAsyncContextManager[Any]:
     """A connection in a transaction as `durable_app` with no org: for the platform-wide
     tables (signing keys), which hold no org's data."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('role', $1, true)", APP_ROLE)
-        yield conn
+    return _transaction(pool, {"role": APP_ROLE})
+
+
+def as_token_holder(pool: asyncpg.Pool, token_hash: str) -> AbstractAsyncContextManager[Any]:
+    """As `durable_app` holding a registration token's hash: the one row it may read and
+    count, whatever its org (the registration_tokens policies, migration 0016)."""
+    return _transaction(pool, {"role": APP_ROLE, "app.org_id": "", "app.token_hash": token_hash})
 
 
 async def known_orgs(pool: asyncpg.Pool) -> list[str]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from store import MIGRATIONS, DatabaseUnreachable, applied_versions, create_pool, migrate
+from store import (
+    APP_ROLE,
+    MIGRATIONS,
+    DatabaseUnreachable,
+    applied_versions,
+    as_org,
+    create_pool,
+    migrate,
+)
 from workers.embedded import free_port
 
 
@@ -59,3 +67,38 @@ async def test_waits_opened_before_orgs_take_their_runs_org_or_none(
     finally:
         await old.close()
         await pool.execute(f"DROP DATABASE {name}")
+
+
+@pytest.mark.parametrize("org", ["acme", "o'brien", "back\\slash", "'; DROP TABLE events; --", ""])
+async def test_every_org_id_reaches_the_policy_as_written(database_url: str, org: str) -> None:
+    """The org is sent with BEGIN as a string constant: quotes and backslashes arrive intact,
+    and nothing in it runs as SQL. The transaction ends with the block, and so does the org."""
+    one = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with as_org(one, org) as conn:
+            assert await conn.fetchval("SELECT current_setting('app.org_id')") == org
+            assert await conn.fetchval("SELECT current_user") == APP_ROLE
+            assert await conn.fetchval("SELECT to_regclass('events')") is not None
+        with pytest.raises(ZeroDivisionError):
+            await fail_inside(one, org)
+        async with one.acquire() as conn:  # the same connection, back from the pool
+            assert await conn.fetchval("SELECT current_user") != APP_ROLE, "the role ended"
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.doomed')") is None
+    finally:
+        await one.close()
+
+
+async def fail_inside(pool: asyncpg.Pool, org: str) -> None:
+    async with as_org(pool, org) as conn:
+        await conn.execute("CREATE TEMP TABLE doomed (x int)")
+        raise ZeroDivisionError
+
+
+async def test_an_org_id_with_a_nul_is_refused(pool: asyncpg.Pool) -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        await use(pool, "a\x00b")
+
+
+async def use(pool: asyncpg.Pool, org: str) -> None:
+    async with as_org(pool, org):
+        pass
