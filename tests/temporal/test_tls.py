@@ -1,6 +1,7 @@
 """Connecting as Temporal's own tools do: the dev server behind a TLS proxy that requires a
 client certificate (certificates made here), reached by a worker and the CLI through
-TEMPORAL_TLS_* settings, and refused without the certificate; a profile file's API key."""
+TEMPORAL_TLS_* settings or a profile file, and refused without the certificate; a profile's API
+key, as the proxy sees it arrive."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -95,26 +100,73 @@ def make_pki(root: Path) -> Pki:
     )
 
 
+class Requests:
+    """The gRPC requests' headers a client sent through the proxy, decoded from its HTTP/2
+    stream as the server would (the proxy only watches; every byte is passed on)."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+
+    def watcher(self) -> Callable[[bytes], None]:
+        conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=False, validate_inbound_headers=False)
+        )
+        conn.initiate_connection()
+        broken = False
+
+        def watch(data: bytes) -> None:
+            nonlocal broken
+            if broken:
+                return
+            try:
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        self.headers.append({_text(k): _text(v) for k, v in event.headers or []})
+                    elif isinstance(event, h2.events.DataReceived) and event.stream_id:
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+            except h2.exceptions.H2Error:
+                broken = True  # stop watching; the bytes still pass
+
+        return watch
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @contextlib.asynccontextmanager
-async def mtls_proxy(pki: Pki, upstream: str) -> AsyncIterator[str]:
-    """A TLS front for `upstream` that requires a client certificate signed by the test CA."""
+async def mtls_proxy(
+    pki: Pki, upstream: str, *, client_cert: bool = True, requests: Requests | None = None
+) -> AsyncIterator[str]:
+    """A TLS front for `upstream` that requires a client certificate signed by the test CA
+    (with `client_cert`; else TLS only, as Temporal Cloud's API-key endpoints are), recording
+    each request's headers in `requests`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     context.load_verify_locations(pki.ca)
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_REQUIRED if client_cert else ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
     host, port = upstream.rsplit(":", 1)
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def pipe(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        watch: Callable[[bytes], None] | None = None,
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if watch is not None:
+                    watch(data)
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         up_r, up_w = await asyncio.open_connection(host, int(port))
-        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+        watch = requests.watcher() if requests is not None else None
+        await asyncio.gather(pipe(client_r, up_w, watch), pipe(up_r, client_w))
 
     listen = free_port()
     server = await asyncio.start_server(handle, "127.0.0.1", listen, ssl=context)
@@ -189,3 +241,95 @@ def test_a_profile_files_api_key_and_tls_reach_the_connection(
     assert config.get("tls"), "an API key is sent over TLS, as Temporal Cloud expects"
     embedded = temporal_connect_config(Settings(), embedded=True)
     assert "api_key" not in embedded, "durable dev's own server reads no profile"
+
+
+def write_profile(path: Path, address: str, pki: Pki, **extra: str) -> Path:
+    """A `temporal` CLI profile file with one profile, `prod`: the address, the server's CA and
+    name, and `extra` in its tls table (client_cert_path, client_key_path) or, for `api_key`,
+    in the profile itself."""
+    api_key = extra.pop("api_key", None)
+    lines = ["[profile.prod]", f'address = "{address}"', 'namespace = "default"']
+    if api_key is not None:
+        lines.append(f'api_key = "{api_key}"')
+    lines += [
+        "[profile.prod.tls]",
+        f'server_ca_cert_path = "{pki.ca}"',
+        'server_name = "localhost"',
+        *(f'{key} = "{value}"' for key, value in extra.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_one_profile_file_takes_a_worker_and_the_cli_through_mtls(
+    dev_server: EmbeddedTemporal, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    """No TEMPORAL_ADDRESS, no TEMPORAL_TLS_*: only TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE,
+    as a user of the `temporal` CLI has them. Without the client certificate in the profile,
+    the worker stops at once saying it cannot reach Temporal and what to check."""
+    pki = make_pki(tmp_path)
+    async with mtls_proxy(pki, dev_server.address) as address:
+        base = {
+            "TEMPORAL_PROFILE": "prod",
+            "DATABASE_URL": database_url,
+            "DURABLE_TASK_QUEUE": task_queue,
+            "DURABLE_DATA_DIR": str(tmp_path / "data"),
+        }
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+        no_cert = {
+            **clean,
+            **base,
+            "TEMPORAL_CONFIG_FILE": str(write_profile(tmp_path / "no-cert.toml", address, pki)),
+        }
+        refused = await asyncio.create_subprocess_exec(
+            DURABLE,
+            "worker",
+            env=no_cert,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, said = await asyncio.wait_for(refused.communicate(), 60)
+        assert refused.returncode == 4, said.decode()
+        assert f"cannot reach Temporal at {address}" in said.decode()
+        assert "TLS or API key settings of your profile" in said.decode()
+
+        profile = write_profile(
+            tmp_path / "mtls.toml",
+            address,
+            pki,
+            client_cert_path=str(pki.client_cert),
+            client_key_path=str(pki.client_key),
+        )
+        env = {**clean, **base, "TEMPORAL_CONFIG_FILE": str(profile)}
+        worker = await asyncio.create_subprocess_exec(
+            DURABLE,
+            "worker",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            code, out, err = await durable("start", "rensei/example.run", "--wait", env=env)
+            assert code == 0, err
+            assert '"parts": 3' in out, "worker and CLI both went through the proxy"
+        finally:
+            worker.terminate()
+            await asyncio.wait_for(worker.wait(), 60)
+
+
+async def test_an_api_key_profile_sends_the_key_as_temporal_expects(
+    dev_server: EmbeddedTemporal, tmp_path: Path
+) -> None:
+    """Over TLS, as `authorization: Bearer <key>` on every call, which the proxy checks."""
+    pki = make_pki(tmp_path)
+    requests = Requests()
+    async with mtls_proxy(pki, dev_server.address, client_cert=False, requests=requests) as at:
+        profile = write_profile(tmp_path / "cloud.toml", at, pki, api_key="tmprl-test-key")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+        env |= {"TEMPORAL_CONFIG_FILE": str(profile), "TEMPORAL_PROFILE": "prod"}
+        code, _, err = await durable("status", "no-such-run", env=env)
+    assert code == 3 and "no-such-run" in err, err
+    assert requests.headers, "the CLI's calls went through the proxy"
+    for headers in requests.headers:
+        assert headers.get("authorization") == "Bearer tmprl-test-key", headers
+        assert headers[":path"].startswith("/temporal.api.workflowservice.v1.WorkflowService/")
