@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +20,26 @@ from workers.embedded import EmbeddedTemporal, free_port
 from workers.runtime import worker_registry
 
 DURABLE = str(Path(sys.executable).parent / "durable")
+
+
+@asynccontextmanager
+async def worker_process(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`durable worker` with `env` over this process's environment, until the block ends;
+    then SIGTERM, and it must stop gracefully (exit 0) within a minute."""
+    worker = await asyncio.create_subprocess_exec(
+        DURABLE,
+        "worker",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield worker
+    finally:
+        if worker.returncode is None:
+            worker.terminate()
+        code = await asyncio.wait_for(worker.wait(), 60)
+    assert code == 0, f"durable worker exited {code} on SIGTERM"
 
 
 async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -24,6 +24,7 @@ from temporalio.client import Client
 from activities.linear.local_server import LocalLinear
 from tests.keys import make_key
 from tests.test_api_process import api_process, get
+from tests.test_cli import worker_process
 from workers.embedded import EmbeddedPostgres, EmbeddedTemporal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,19 +196,8 @@ async def test_a_pm_run_as_the_app_role_and_one_org_per_connection(
                 "LINEAR_API_URL": linear.url,
                 "DURABLE_LOG_FORMAT": "text",
             }
-            worker = await asyncio.create_subprocess_exec(
-                DURABLE,
-                "worker",
-                env={**os.environ, **env},
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            try:
-                async with api_process(env) as (address, _):
-                    await run_both_orgs(address, keys, dev_client, su)
-            finally:
-                worker.terminate()
-                assert await asyncio.wait_for(worker.wait(), 60) == 0, "a graceful stop"
+            async with worker_process(env), api_process(env) as (address, _):
+                await run_both_orgs(address, keys, dev_client, su)
         await one_org_per_connection(cluster, su)
     finally:
         await su.close()

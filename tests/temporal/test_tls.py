@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.test_cli import DURABLE, durable
+from tests.test_cli import DURABLE, durable, worker_process
 from workers.embedded import EmbeddedTemporal, free_port
 from workers.runtime import temporal_connect_config
 from workers.settings import Settings
@@ -206,20 +206,10 @@ async def test_a_worker_and_the_cli_run_a_workflow_through_mtls_and_are_refused_
         assert code == 4 and f"cannot reach Temporal at {address}" in err, err
         assert "TLS or API key" in err
 
-        worker = await asyncio.create_subprocess_exec(
-            DURABLE,
-            "worker",
-            env={**os.environ, **with_cert},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
+        async with worker_process(with_cert):
             code, out, err = await durable("start", "rensei/example.run", "--wait", env=with_cert)
             assert code == 0, err
             assert '"parts": 3' in out, "the run went through the proxy, both ways"
-        finally:
-            worker.terminate()
-            await asyncio.wait_for(worker.wait(), 60)
 
 
 def test_a_profile_files_api_key_and_tls_reach_the_connection(
@@ -301,20 +291,10 @@ async def test_one_profile_file_takes_a_worker_and_the_cli_through_mtls(
             client_key_path=str(pki.client_key),
         )
         env = {**clean, **base, "TEMPORAL_CONFIG_FILE": str(profile)}
-        worker = await asyncio.create_subprocess_exec(
-            DURABLE,
-            "worker",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        async with worker_process(env):
             code, out, err = await durable("start", "rensei/example.run", "--wait", env=env)
             assert code == 0, err
             assert '"parts": 3' in out, "worker and CLI both went through the proxy"
-        finally:
-            worker.terminate()
-            await asyncio.wait_for(worker.wait(), 60)
 
 
 async def test_an_api_key_profile_sends_the_key_as_temporal_expects(
