@@ -54,7 +54,7 @@ def step_json(attempt: StepAttempt) -> dict[str, Any]:
         if ended
         else None,
         "error": attempt.error,
-        "execution_id": attempt.instance_id,
+        "run_id": attempt.run_id,
         "workflow": attempt.workflow_type,
         "workspace_id": attempt.workspace_id,
         "project_id": attempt.project_id,
@@ -83,15 +83,15 @@ def create_app(
     async def get_steps(request: Request, principal: Principal) -> JSONResponse:
         """The step attempts of a run of the principal's org. A run of another org answers
         exactly as a run that does not exist: no steps."""
-        run_id = request.path_params["run_id"]
+        workflow_id = request.path_params["workflow_id"]
         org_id = org_to_read(request, principal)
         if isinstance(org_id, JSONResponse):
             return org_id
         try:
-            attempts = await audit.steps(org_id, run_id)
+            attempts = await audit.steps(org_id, workflow_id)
         except CONNECTION_ERRORS as err:
             return server_error(request, 503, "the step audit is unreachable; try again", err)
-        return JSONResponse({"run_id": run_id, "steps": [step_json(a) for a in attempts]})
+        return JSONResponse({"workflow_id": workflow_id, "steps": [step_json(a) for a in attempts]})
 
     sessions = SessionStore(store.pool)
 
@@ -136,7 +136,9 @@ def create_app(
                 "/events/{event_id:path}", guarded(auth, "runs:read", events.get), methods=["GET"]
             ),
             Route(
-                "/runs/{run_id:path}/steps", guarded(auth, "runs:read", get_steps), methods=["GET"]
+                "/runs/{workflow_id:path}/steps",
+                guarded(auth, "runs:read", get_steps),
+                methods=["GET"],
             ),
             Route(
                 "/sessions/{session_id:path}",

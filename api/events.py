@@ -38,6 +38,8 @@ from durable import (
     Registry,
     UnknownRun,
     parse_event,
+    reserved_producer,
+    scoped_event_id,
 )
 from store import CONNECTION_ERRORS, EventStore
 from workers.runtime import TemporalUnreachable
@@ -49,12 +51,6 @@ from .errors import server_error
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
 MAX_BODY_BYTES = MAX_EVENT_BYTES + 4096
 APPROVAL = "rensei/approval.resolved"
-# Event types whose producer is not an API caller, and who that producer is.
-RESERVED: dict[str, str] = {
-    "linear/": "come only from Linear's signed webhook (POST /webhooks/linear)",
-    "rensei/pm.agent-session.": "come only from the platform's own agent-session workers",
-    "durable/": "come only from the platform itself",
-}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -67,11 +63,6 @@ def not_acknowledged(event_id: str) -> str:
         f"event {event_id!r} was not acknowledged: the event store is unreachable. Send it "
         f"again with the same id; a duplicate is acted on once"
     )
-
-
-def scoped_id(org_id: str, event_id: str) -> str:
-    """The stored id of an event an org sent through the API."""
-    return f"@{org_id}/{event_id}"
 
 
 async def read_json_body(request: Request, limit: int) -> dict[str, Any] | JSONResponse:
@@ -109,22 +100,23 @@ class EventRoutes:
     async def _approval_refused(
         self, request: Request, principal: Principal, data: Any
     ) -> JSONResponse | None:
-        """Whether `principal` may answer the approval of the run `data.run_id` names: 404 for
-        a run that does not exist or belongs to another org (the same answer), 403 for an
-        approver its workflow does not accept."""
-        run_id = data.get("run_id") if isinstance(data, dict) else None
-        if not isinstance(run_id, str) or not run_id:
+        """Whether `principal` may answer the approval of the run `data.workflow_id` names:
+        404 for a run that does not exist or belongs to another org (the same answer), 403 for
+        an approver its workflow does not accept."""
+        named = data.get("workflow_id", data.get("run_id")) if isinstance(data, dict) else None
+        if not isinstance(named, str) or not named:
             return None  # the event model says what is missing
+        workflow_id = named
         try:
-            desc = await self.client.get(run_id).describe()
+            desc = await self.client.get(workflow_id).describe()
         except UnknownRun:
-            return _error(404, f"no run {run_id!r}")
+            return _error(404, f"no run with workflow id {workflow_id!r}")
         except TemporalUnreachable as err:
             return server_error(
                 request, 503, "cannot find the run now: Temporal is unreachable; try again", err
             )
         if (desc.tenancy.org_id if desc.tenancy else "") != principal.org_id:
-            return _error(404, f"no run {run_id!r}")
+            return _error(404, f"no run with workflow id {workflow_id!r}")
         workflow = next((w for w in self.registry.workflows if w.id == desc.workflow), None)
         if workflow is not None and not workflow.approvers.allow(principal.name, principal.scopes):
             who = workflow.approvers
@@ -143,9 +135,10 @@ class EventRoutes:
         event_type = payload.pop("type", None)
         if not isinstance(event_type, str):
             return _error(422, 'body must be an object like {"type": "...", "data": {...}}')
-        for prefix, producer in RESERVED.items():
-            if event_type.startswith(prefix):
-                return _error(403, f"events of type {prefix}* {producer}; the API refuses them")
+        reserved = reserved_producer(event_type)
+        if reserved is not None:
+            prefix, producer = reserved
+            return _error(403, f"events of type {prefix}* {producer}; the API refuses them")
         scope = self._scope_for(event_type)
         if not principal.can(scope):
             return _error(403, f"{principal.name} lacks the scope {scope!r} to send {event_type}")
@@ -166,7 +159,7 @@ class EventRoutes:
         given = payload.get("id", str(uuid.uuid4()))
         if not isinstance(given, str) or not given:
             return _error(422, "id must be a non-empty string")
-        payload["id"] = scoped_id(principal.org_id, given)
+        payload["id"] = scoped_event_id(principal.org_id, given)
         if len(payload["id"]) > MAX_EVENT_ID:
             return _error(
                 422, f"id is too long: with the org it must fit {MAX_EVENT_ID} characters"
@@ -196,7 +189,7 @@ class EventRoutes:
         given = request.path_params["event_id"]
         try:
             org_id = principal.org_id
-            stored = await self.store.get(scoped_id(org_id, given), org_id=org_id)
+            stored = await self.store.get(scoped_event_id(org_id, given), org_id=org_id)
             found = await self.store.deliveries_of(stored.id, org_id=org_id) if stored else []
         except CONNECTION_ERRORS as err:
             return server_error(request, 503, "the event store is unreachable; try again", err)
@@ -206,7 +199,8 @@ class EventRoutes:
         for d, state in found:
             entry: dict[str, Any] = {
                 "kind": d.kind,
-                "run_id": d.workflow_id,
+                "workflow_id": d.workflow_id,
+                "run_id": d.run_id or None,
                 "step_id": d.step_id or None,
                 "state": state,
             }

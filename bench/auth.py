@@ -38,8 +38,8 @@ import durable
 from adapters.temporal import EventIngress, TemporalDurableClient, build_worker
 from api import create_app
 from api.auth import Authenticator, Principal
-from api.events import scoped_id
 from api.server import ApiServer
+from durable import scoped_event_id
 from store import EventStore, KeyStore
 from workers.embedded import free_port
 
@@ -103,13 +103,17 @@ class HttpSide:
         )
 
     async def send(self, run: Waiting, event_id: str) -> None:
-        body = {"type": Approved.type, "id": event_id, "data": Approval(run_id=run.id).model_dump()}
+        body = {
+            "type": Approved.type,
+            "id": event_id,
+            "data": Approval(workflow_id=run.id).model_dump(),
+        }
         answer = await self.http.post(self.url, json=body, headers=self.headers)
         if answer.status_code != 202:
             raise RuntimeError(f"POST /events answered {answer.status_code}: {answer.text}")
 
     def stored_id(self, event_id: str) -> str:
-        return scoped_id(ORG, event_id)
+        return scoped_event_id(ORG, event_id)
 
 
 @dataclass

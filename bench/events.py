@@ -96,7 +96,7 @@ class RawSide:
 
     async def send(self, run: Waiting, event_id: str) -> None:
         await run.temporal.signal(
-            RawWait.approval, RawEvent(id=event_id, data=Approval(run_id=run.id))
+            RawWait.approval, RawEvent(id=event_id, data=Approval(workflow_id=run.id))
         )
 
     def stored_id(self, event_id: str) -> str:
@@ -121,7 +121,7 @@ class DurableSide:
         )
 
     async def send(self, run: Waiting, event_id: str) -> None:
-        await self.client.send_event(Approved(id=event_id, data=Approval(run_id=run.id)))
+        await self.client.send_event(Approved(id=event_id, data=Approval(workflow_id=run.id)))
 
     def stored_id(self, event_id: str) -> str:
         return event_id

@@ -20,10 +20,9 @@ class WaitInp(BaseModel):
 
 
 class Approval(BaseModel):
-    """The event's data; `run_id` names the run it is for (the durable run id: the Temporal
-    workflow id)."""
+    """The event's data; `workflow_id` names the run it is for."""
 
-    run_id: str
+    workflow_id: str
     decision: str = "approve"
 
 

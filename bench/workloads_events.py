@@ -16,7 +16,7 @@ class Approved(durable.Event[Approval]):
 @durable.workflow("bench/wait.run")
 async def wait_run(ctx: durable.WorkflowContext, input: WaitInp) -> Received:
     answer = await ctx.step.wait_for_event(
-        "approval", Approved, where={"data.run_id": ctx.workflow_id}, timeout="1h"
+        "approval", Approved, where={"data.workflow_id": ctx.workflow_id}, timeout="1h"
     )
     return Received(event_id=answer.id if answer is not None else "")
 

@@ -95,7 +95,7 @@ def with_client(action: Callable[[DurableClient], Awaitable[T]], *, events: bool
     return run(go())
 
 
-async def org_of_run(run_id: str, org: str | None) -> str:
+async def org_of_run(workflow_id: str, org: str | None) -> str:
     """`org` if given, else the org the run belongs to (from its Temporal memo); '' for a run of
     no org or one Temporal does not know. Store reads run as that org, under row-level
     security."""
@@ -108,11 +108,13 @@ async def org_of_run(run_id: str, org: str | None) -> str:
     except TemporalUnreachable as err:
         raise fail(Exit.UNAVAILABLE, f"{err}; or name the run's org with --org") from None
     try:
-        tenancy = (await client.get(run_id).describe()).tenancy
+        tenancy = (await client.get(workflow_id).describe()).tenancy
     except UnknownRun:
         return ""
     return tenancy.org_id if tenancy is not None else ""
 
+
+WORKFLOW_ID = typer.Argument(help="The run's workflow id (Temporal's), as `start` printed it.")
 
 ORG_OPTION = typer.Option(
     "--org",
@@ -167,8 +169,9 @@ def check_start(workflow_id: str, data: dict[str, Any]) -> None:
 
 
 def show_status(desc: RunDescription) -> None:
-    typer.echo(f"run        {desc.run_id}")
-    typer.echo(f"workflow   {desc.workflow}")
+    typer.echo(f"workflow id   {desc.workflow_id}")
+    typer.echo(f"run id        {desc.run_id}")
+    typer.echo(f"workflow type {desc.workflow}")
     typer.echo(f"status     {desc.status.value}")
     if desc.current_steps:
         typer.echo(f"step       {', '.join(desc.current_steps)}")
@@ -227,7 +230,7 @@ def dev(
             say(f"  codec endpoint   {api.address}/codec  (payloads are encrypted)")
         if run_example:
             handle: RunHandle[Any] = await client.start("rensei/example.run", {})
-            say(f"started the example run {handle.id}; waiting for its result ...")
+            say(f"started the example run {handle.workflow_id}; waiting for its result ...")
             say((await handle.result()).model_dump_json(indent=2))
 
     try:
@@ -350,13 +353,16 @@ def start(
     input_file: Annotated[
         Path | None, typer.Option("--input-file", "-f", help="Input JSON file ('-' for stdin).")
     ] = None,
-    run_id: Annotated[str | None, typer.Option("--id", help="Run id (default: generated).")] = None,
+    workflow_id: Annotated[
+        str | None,
+        typer.Option("--workflow-id", "--id", help="Temporal workflow id (default: generated)."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait and print the result.")] = False,
     org: Annotated[str, typer.Option("--org", help="The org the run belongs to.")] = "",
     workspace: Annotated[str, typer.Option("--workspace", help="Its workspace.")] = "",
     project: Annotated[str, typer.Option("--project", help="Its project.")] = "",
 ) -> None:
-    """Start a run of WORKFLOW and print its run id (or, with --wait, its result)."""
+    """Start a run of WORKFLOW and print its workflow id (or, with --wait, its result)."""
     data = read_input(input, input_file)
     check_start(workflow, data)
     try:
@@ -365,8 +371,8 @@ def start(
         raise fail(Exit.USAGE, f"bad --org/--workspace/--project: {err}") from None
 
     async def go(client: DurableClient) -> None:
-        handle: RunHandle[Any] = await client.start(workflow, data, id=run_id, tenancy=tenancy)
-        typer.echo(handle.id)
+        handle: RunHandle[Any] = await client.start(workflow, data, id=workflow_id, tenancy=tenancy)
+        typer.echo(handle.workflow_id)
         if wait:
             print_json(await handle.result())
 
@@ -374,24 +380,24 @@ def start(
 
 
 @app.command()
-def result(run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")]) -> None:
+def result(workflow_id: Annotated[str, WORKFLOW_ID]) -> None:
     """Wait for a run to finish and print its result as JSON."""
 
     async def go(client: DurableClient) -> None:
-        print_json(await client.get(run_id).result())
+        print_json(await client.get(workflow_id).result())
 
     with_client(go)
 
 
 @app.command()
 def status(
-    run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")],
+    workflow_id: Annotated[str, WORKFLOW_ID],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a run's status, current step and what it waits on."""
 
     async def go(client: DurableClient) -> None:
-        desc = await client.get(run_id).describe()
+        desc = await client.get(workflow_id).describe()
         print_json(desc) if as_json else show_status(desc)
 
     with_client(go)
@@ -399,16 +405,16 @@ def status(
 
 @app.command()
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="The run id printed by `start`.")],
+    workflow_id: Annotated[str, WORKFLOW_ID],
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the run's history.")] = "",
 ) -> None:
     """Cancel a run: a running step sees the cancellation and can clean up."""
 
     async def go(client: DurableClient) -> None:
-        handle: RunHandle[Any] = client.get(run_id)
+        handle: RunHandle[Any] = client.get(workflow_id)
         await handle.describe()  # UnknownRun if there is none
         await handle.cancel(reason)
-        typer.echo(f"cancellation requested for {run_id}")
+        typer.echo(f"cancellation requested for {workflow_id}")
 
     with_client(go)
 
@@ -460,7 +466,7 @@ def send_event(
 
 @app.command()
 def approve(
-    run_id: Annotated[str, typer.Argument(help="The run waiting for approval.")],
+    workflow_id: Annotated[str, typer.Argument(help="The workflow id of the waiting run.")],
     decision: Annotated[
         str, typer.Option("--decision", help="approve, reject or revise.")
     ] = "approve",
@@ -473,14 +479,15 @@ def approve(
         ),
     ] = "",
 ) -> None:
-    """Resolve a run's approval wait: sends rensei/approval.resolved with data.run_id = RUN_ID.
+    """Resolve a run's approval wait: sends rensei/approval.resolved with
+    data.workflow_id = WORKFLOW_ID.
 
     With an API key (DURABLE_API_KEY, or the one `durable dev` made for org `local`) it goes
     through the HTTP API, which records the key as who approved. Without one, it needs direct
     database access and records `--by` (default: your user name) as an operator's decision."""
     from workflows.events import ApprovalResolved
 
-    data = {"run_id": run_id, "decision": decision, "notes": notes, "item": item}
+    data = {"workflow_id": workflow_id, "decision": decision, "notes": notes, "item": item}
     settings = Settings()
     key = settings.cli_api_key()
     if key is not None:
@@ -494,7 +501,7 @@ def approve(
 
     async def of_the_runs_org(client: DurableClient) -> None:
         try:  # the approval belongs to the run's org; a run not started yet: to none
-            tenancy = (await client.get(run_id).describe()).tenancy
+            tenancy = (await client.get(workflow_id).describe()).tenancy
         except UnknownRun:
             tenancy = None
         print_json(await client.send_event(event.model_copy(update={"tenancy": tenancy})))
@@ -508,7 +515,7 @@ async def _parse(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event
 
 @app.command()
 def waits(
-    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    workflow_id: Annotated[str, WORKFLOW_ID],
     org: Annotated[str | None, ORG_OPTION] = None,
 ) -> None:
     """List the events a run is waiting for."""
@@ -518,13 +525,14 @@ def waits(
     async def go() -> list[dict[str, Any]]:
         pool = await create_pool(database_url(Settings()), max_size=1)
         try:
-            return await EventStore(pool).open_waits(run_id, org_id=await org_of_run(run_id, org))
+            org_id = await org_of_run(workflow_id, org)
+            return await EventStore(pool).open_waits(workflow_id, org_id=org_id)
         finally:
             await pool.close()
 
     found = run(go())
     if not found:
-        typer.echo(f"{run_id} waits for no event")
+        typer.echo(f"{workflow_id} waits for no event")
     for wait in found:
         typer.echo(
             f"{wait['step_id']:<24} {wait['event_type']:<32} match={json.dumps(wait['match'])}"
@@ -533,7 +541,7 @@ def waits(
 
 @app.command()
 def steps(
-    run_id: Annotated[str, typer.Argument(help="The run id (workflow id).")],
+    workflow_id: Annotated[str, WORKFLOW_ID],
     org: Annotated[str, typer.Option("--org", help="The org whose audit you read.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -546,7 +554,7 @@ def steps(
     async def go() -> list[dict[str, Any]]:
         pool = await create_pool(database_url(Settings()), max_size=1)
         try:
-            return [step_json(a) for a in await StepAudit(pool).steps(org, run_id)]
+            return [step_json(a) for a in await StepAudit(pool).steps(org, workflow_id)]
         finally:
             await pool.close()
 
@@ -555,7 +563,7 @@ def steps(
         print_json(found)
         return
     if not found:
-        typer.echo(f"no steps recorded for run {run_id} in org {org!r}")
+        typer.echo(f"no steps recorded for workflow id {workflow_id} in org {org!r}")
     for row in found:
         took = f"{row['duration_ms']:.0f} ms" if row["duration_ms"] is not None else "-"
         line = f"{row['step_id']:<24} #{row['attempt']:<2} {row['status']:<10} {took:>9}"

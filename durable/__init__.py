@@ -47,6 +47,8 @@ from ._events import (
     Wait,
     derived_event_id,
     parse_event,
+    reserved_producer,
+    scoped_event_id,
 )
 from ._limits import Concurrency, Throttle
 from ._registry import Registry
@@ -57,6 +59,8 @@ from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validat
 from ._workflow import Approvers, DurableWorkflow, workflow
 
 __all__ = [
+    "reserved_producer",
+    "scoped_event_id",
     "Approvers",
     "DEFAULT_FAST_STEP_TIMEOUT",
     "DEFAULT_HEARTBEAT_TIMEOUT",

@@ -34,10 +34,11 @@ class RunStatus(StrEnum):
 
 
 class RunDescription(BaseModel):
-    """What a run is doing now."""
+    """What a run is doing now. `workflow_id` and `run_id` are Temporal's: the id the run was
+    started under, and the execution (a continue-as-new starts a new run id)."""
 
+    workflow_id: str
     run_id: str
-    execution_id: str
     workflow: str
     status: RunStatus
     current_steps: list[str] = []
@@ -57,10 +58,16 @@ class RunDescription(BaseModel):
 
 
 class RunHandle(Protocol[Out_co]):
-    """A started run. `id` is the run id given at start (the provider's workflow id)."""
+    """A started run, named by its workflow id (the id given at start)."""
 
     @property
-    def id(self) -> str: ...
+    def workflow_id(self) -> str: ...
+
+    @property
+    def run_id(self) -> str | None:
+        """The execution this handle was started as; None for `get(workflow_id)` (the
+        latest)."""
+        ...
 
     async def result(self) -> Out_co:
         """Wait for the run to finish and return its output.
@@ -127,6 +134,7 @@ class DurableClient(Protocol):
         """
         ...
 
-    def get(self, run_id: str) -> RunHandle[Any]:
-        """A handle to an existing run (`describe` raises UnknownRun if there is none)."""
+    def get(self, workflow_id: str) -> RunHandle[Any]:
+        """A handle to the latest run of a workflow id (`describe` raises UnknownRun if there
+        is none)."""
         ...

@@ -102,9 +102,9 @@ class Steps(ABC):
         counts, so an event that arrives before the wait is not lost.
 
         Args:
-            match: A path such as `data.run_id`: the awaited event's value there must equal the
+            match: A path such as `data.workflow_id`: the awaited event's value there must equal the
                 run's trigger event's value at the same path.
-            where: Explicit values, e.g. `{"data.run_id": input.run_id}`.
+            where: Explicit values, e.g. `{"data.workflow_id": ctx.workflow_id}`.
         """
 
     @abstractmethod

@@ -36,11 +36,11 @@ class UnknownActivity(DurableError, LookupError):
 
 
 class UnknownRun(DurableError, LookupError):
-    """No run exists under the given run id."""
+    """No run exists under the given workflow id."""
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        super().__init__(f"no run with id {run_id!r}")
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"no run with workflow id {workflow_id!r}")
 
 
 class DuplicateStepId(DurableError):
@@ -115,24 +115,24 @@ class WorkflowCancelled(DurableError):
 class WorkflowFailed(DurableError):
     """A run ended in failure; raised by `RunHandle.result()` at the call site."""
 
-    def __init__(self, run_id: str, message: str, *, cause_type: str = "") -> None:
-        self.run_id = run_id
+    def __init__(self, workflow_id: str, message: str, *, cause_type: str = "") -> None:
+        self.workflow_id = workflow_id
         self.cause_type = cause_type
         self.message = message
-        super().__init__(f"run {run_id!r} failed: {message}")
+        super().__init__(f"run {workflow_id!r} failed: {message}")
 
 
 class RunCancelled(DurableError):
     """A run ended cancelled; raised by `RunHandle.result()` at the call site."""
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        super().__init__(f"run {run_id!r} was cancelled")
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"run {workflow_id!r} was cancelled")
 
 
 class RunAlreadyStarted(DurableError):
-    """A run with this id is already open."""
+    """A run with this workflow id is already open."""
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        super().__init__(f"a run with id {run_id!r} is already running")
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"a run with workflow id {workflow_id!r} is already running")

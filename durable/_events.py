@@ -24,6 +24,50 @@ MAX_EVENT_ID = 200
 _KEPT_PREFIX = MAX_EVENT_ID - 65
 
 
+# Event types no caller may send, and who alone produces them: the HTTP API and a run's own
+# `durable.resolve` Update and `durable.event` signal refuse them alike.
+RESERVED_SOURCES: dict[str, str] = {
+    "linear/": "come only from Linear's signed webhook (POST /webhooks/linear)",
+    "rensei/pm.agent-session.": "come only from the platform's own agent-session workers",
+    "durable/": "come only from the platform itself",
+}
+
+
+def reserved_producer(event_type: str) -> tuple[str, str] | None:
+    """(prefix, who produces it) if `event_type` is one only the platform sends."""
+    for prefix, producer in RESERVED_SOURCES.items():
+        if event_type.startswith(prefix):
+            return prefix, producer
+    return None
+
+
+def scoped_event_id(org_id: str, event_id: str) -> str:
+    """The stored id of an event a caller of an org sent (over HTTP, or to a run through
+    Temporal): ids are per org, and no platform id looks like this."""
+    return f"@{org_id}/{event_id}"
+
+
+def contains(document: Any, match: Any) -> bool:
+    """JSON containment, as PostgreSQL's `@>` tests a wait's match document: every key of
+    `match` is in `document` with a value that contains it; a list contains each element of
+    `match`'s list in some element."""
+    if isinstance(match, dict):
+        return isinstance(document, dict) and all(
+            k in document and contains(document[k], v) for k, v in match.items()
+        )
+    if isinstance(match, list):
+        return isinstance(document, list) and all(
+            any(contains(d, m) for d in document) for m in match
+        )
+    return bool(document == match and type(document) is type(match)) or (
+        isinstance(document, int | float)
+        and isinstance(match, int | float)
+        and not isinstance(document, bool)
+        and not isinstance(match, bool)
+        and document == match
+    )
+
+
 def derived_event_id(*parts: str) -> str:
     """An event id made from parts (a run id, an execution id, a step id), the same every time:
     the parts joined by "/", or, when that would be longer than an event id may be (runs started
@@ -104,7 +148,7 @@ def event_type_name(event_type: type[Event[Any]]) -> str:
 
 
 def path_exists(event_type: type[BaseModel], path: str) -> bool:
-    """Whether a dotted path such as `data.run_id` names a field of the event model."""
+    """Whether a dotted path such as `data.workflow_id` names a field of the event model."""
     model: Any = event_type
     for part in path.split("."):
         fields = getattr(model, "model_fields", None)
@@ -122,7 +166,7 @@ def value_at(document: dict[str, Any], path: str) -> Any:
 
 
 def nest(path: str, value: Any) -> dict[str, Any]:
-    """`nest("data.run_id", "r1")` -> `{"data": {"run_id": "r1"}}`: a containment document."""
+    """`nest("data.x", 1)` -> `{"data": {"x": 1}}`: a containment document."""
     parts = path.split(".")
     doc: dict[str, Any] = {parts[-1]: value}
     for part in reversed(parts[:-1]):

@@ -28,8 +28,8 @@ class StepAttempt:
     org_id: str
     workspace_id: str
     project_id: str
-    instance_id: str  # Temporal run id
-    node_id: str  # workflow id
+    run_id: str  # Temporal run id (the execution)
+    workflow_id: str  # Temporal workflow id
     workflow_type: str
     step_id: str
     action: str
@@ -41,7 +41,7 @@ class StepAttempt:
 
 
 _COLUMNS = (
-    "org_id, workspace_id, project_id, instance_id, node_id, workflow_type, step_id, action,"
+    "org_id, workspace_id, project_id, run_id, workflow_id, workflow_type, step_id, action,"
     " attempt, status, started_at, ended_at, error"
 )
 
@@ -65,12 +65,12 @@ class StepAudit:
                 "   CASE WHEN n = $9::int THEN $12::timestamptz END,"
                 "   CASE WHEN n = $9::int THEN $13::text ELSE $14::text END"
                 " FROM generate_series(1, $9::int) AS n"
-                " ON CONFLICT (node_id, instance_id, step_id, attempt) DO NOTHING",
+                " ON CONFLICT (workflow_id, run_id, step_id, attempt) DO NOTHING",
                 row.org_id,
                 row.workspace_id,
                 row.project_id,
-                row.instance_id,
-                row.node_id,
+                row.run_id,
+                row.workflow_id,
                 row.workflow_type,
                 row.step_id,
                 row.action,
@@ -82,13 +82,13 @@ class StepAudit:
                 LOST_ATTEMPT,
             )
 
-    async def steps(self, org_id: str, run_id: str) -> list[StepAttempt]:
+    async def steps(self, org_id: str, workflow_id: str) -> list[StepAttempt]:
         """Every recorded attempt of a run (all its executions), oldest first; nothing for a
         run of another org, exactly as for a run that does not exist."""
         async with self.as_org(org_id) as conn:
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM step_executions WHERE node_id = $1"
+                f"SELECT {_COLUMNS} FROM step_executions WHERE workflow_id = $1"
                 " ORDER BY started_at, step_id, attempt",
-                run_id,
+                workflow_id,
             )
         return [StepAttempt(**dict(r)) for r in rows]

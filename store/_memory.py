@@ -149,7 +149,7 @@ class MemoryStore:
         project: str,
         note: str,
         session_ids: list[str],
-        run_id: str,
+        workflow_id: str,
         based_on: int | None = None,
     ) -> Written:
         """Store the project's note and count `session_ids` as consolidated, in one
@@ -209,6 +209,6 @@ class MemoryStore:
                     project,
                     note,
                     len(counted),
-                    run_id,
+                    workflow_id,
                 )
         return Written(counted=len(counted), already=len(session_ids) - len(counted))

@@ -34,16 +34,16 @@ class PmStore:
 
     @_span
     async def advance(
-        self, agent_id: str, org_id: str, scope: str, cursor: datetime, run_id: str
+        self, agent_id: str, org_id: str, scope: str, cursor: datetime, workflow_id: str
     ) -> datetime:
         """Move the cursor to `cursor` unless it is already further; returns the stored value.
         Idempotent: a retried step, or an older run finishing late, never moves it back."""
         async with as_org(self.pool, org_id) as conn:
             stored: datetime | None = await conn.fetchval(
-                """INSERT INTO pm_cursors (agent_id, org_id, scope, cursor, run_id)
+                """INSERT INTO pm_cursors (agent_id, org_id, scope, cursor, workflow_id)
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (agent_id, org_id, scope) DO UPDATE
-                   SET cursor = excluded.cursor, run_id = excluded.run_id,
+                   SET cursor = excluded.cursor, workflow_id = excluded.workflow_id,
                        updated_at = clock_timestamp()
                    WHERE pm_cursors.cursor < excluded.cursor
                RETURNING cursor""",
@@ -51,7 +51,7 @@ class PmStore:
                 org_id,
                 scope,
                 cursor,
-                run_id,
+                workflow_id,
             ) or await conn.fetchval(
                 "SELECT cursor FROM pm_cursors WHERE agent_id = $1 AND org_id = $2 AND scope = $3",
                 agent_id,

@@ -93,7 +93,7 @@ async def test_the_api_process_serves_principals_and_stops_on_sigterm(
         assert ready == (200, {"ready": True, "postgres": "ok", "temporal": "ok"})
         approval = {
             "type": "rensei/approval.resolved",
-            "data": {"run_id": "nope", "decision": "approve"},
+            "data": {"workflow_id": "nope", "decision": "approve"},
         }
         anonymous = await asyncio.to_thread(get, f"{address}/events", None, approval)
         assert anonymous[0] == 401

@@ -71,7 +71,7 @@ async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
         (["workflows", "--help"], "input fields"),
         (["sync-schedules", "--help"], "Temporal Schedules"),
         (["send-event", "--help"], "--data"),
-        (["approve", "--help"], "data.run_id"),
+        (["approve", "--help"], "data.workflow_id"),
         (["waits", "--help"], "waiting for"),
         (["linear", "issues", "--help"], "priority, owner"),
         (["dev", "--help"], "--no-demo"),
@@ -185,7 +185,7 @@ async def test_start_status_result_and_cancel_against_a_dev_server(
         assert "was cancelled" in err
         code, _, err = await durable("cancel", "no-such-run", env=env)
         assert code == 3
-        assert "no run with id 'no-such-run'" in err
+        assert "no run with workflow id 'no-such-run'" in err
 
 
 @pytest.mark.parametrize(
@@ -224,7 +224,7 @@ async def test_approve_and_send_event_store_once_and_report(
     assert receipt["duplicate"] is False
     stored = await pool.fetchval("SELECT data FROM events WHERE id = $1", receipt["id"])
     assert json.loads(stored)["via"] == "cli" and json.loads(stored)["by"].startswith("operator:")
-    data = {"run_id": f"run-{task_queue}", "decision": "approve"}
+    data = {"workflow_id": f"run-{task_queue}", "decision": "approve"}
     args = ["send-event", "rensei/approval.resolved", "-d", json.dumps(data), "--id", "a-1"]
     assert (await durable(*args, env=env))[0] == 0
     code, out, _ = await durable(*args, env=env)

@@ -234,7 +234,7 @@ async def run_both_orgs(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"{run} of {org} never waited for its approval")
-        data = {"run_id": run, "decision": "approve"}
+        data = {"workflow_id": run, "decision": "approve"}
         sent = await send(org, {"type": "rensei/approval.resolved", "data": data})
         assert sent["delivered"] == [run], sent
         result: dict[str, object] = await asyncio.wait_for(

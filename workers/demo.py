@@ -26,10 +26,10 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_link(ui: str | None, namespace: str, run_id: str) -> str:
+def run_link(ui: str | None, namespace: str, workflow_id: str) -> str:
     if ui is None:
         return "(external cluster: find it in its UI)"
-    return f"{ui}/namespaces/{namespace}/workflows/{quote(run_id, safe='')}"
+    return f"{ui}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
 
 
 def issue_line(state: dict[str, Any], issue: dict[str, Any]) -> str:
@@ -60,12 +60,12 @@ async def run_demo(
         tenancy=Tenancy(org_id=org),
     )
     receipt = await client.send_event(event)
-    run_id = (receipt.started or [f"rensei/pm.backlog-triage.run:{event.id}"])[0]
-    handle = client.get(run_id)
+    workflow_id = (receipt.started or [f"rensei/pm.backlog-triage.run:{event.id}"])[0]
+    handle = client.get(workflow_id)
     say("")
     say("  Demo: the backlog-triage PM agent is running against the local Linear.")
-    say(f"  run id           {run_id}")
-    say(f"  watch it         {run_link(ui, namespace, run_id)}")
+    say(f"  workflow id      {workflow_id}")
+    say(f"  watch it         {run_link(ui, namespace, workflow_id)}")
     while True:
         desc = await handle.describe()
         if not desc.status.is_open or (desc.waiting_on and "approval" in desc.waiting_on):
@@ -83,9 +83,9 @@ async def run_demo(
                 f"{reviews[-1]['url']}"
             )
         say("  It waits for your decision (24 h). In another terminal:")
-        say(f"    durable approve '{run_id}'")
-        say(f"    durable approve '{run_id}' --decision revise --notes 'ENG-10 priority 2'")
-        say(f"    durable approve '{run_id}' --decision reject --notes 'not now'")
+        say(f"    durable approve '{workflow_id}'")
+        say(f"    durable approve '{workflow_id}' --decision revise --notes 'ENG-10 priority 2'")
+        say(f"    durable approve '{workflow_id}' --decision reject --notes 'not now'")
         say("    durable linear issues          # the local Linear's issues, before and after")
         say("")
     try:

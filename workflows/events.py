@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 import durable
 
 
 class Approval(BaseModel):
-    run_id: str  # the run that waits, e.g. where={"data.run_id": ctx.workflow_id}
+    # The workflow id of the run that waits, e.g. where={"data.workflow_id": ctx.workflow_id}.
+    # Approvals recorded before the rename said `run_id` for it; they still read.
+    workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))
     decision: Literal["approve", "reject", "revise"]
     notes: str = ""
     by: str = ""  # who decided: through the API, the principal (`key:<name>`, `oidc:<sub>`)
@@ -24,6 +26,6 @@ class Approval(BaseModel):
 
 
 class ApprovalResolved(durable.Event[Approval]):
-    """A human answered a run's request for approval (`durable approve RUN_ID`)."""
+    """A human answered a run's request for approval (`durable approve WORKFLOW_ID`)."""
 
     type: ClassVar[str] = "rensei/approval.resolved"

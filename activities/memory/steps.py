@@ -152,7 +152,7 @@ class MemoryActivities:
             project=input.project,
             note=input.note,
             session_ids=input.session_ids,
-            run_id=info.workflow_id,
+            workflow_id=info.workflow_id,
             based_on=None if input.based_on < 0 else input.based_on,
         )
         return WrittenNote(

@@ -39,7 +39,7 @@ async def test_session_shows_progress_while_it_runs_and_the_end(
         handle = await client.start(
             "tests/agents-parent.run", ParentInput(prompt="watch me", context={"sleep": 3})
         )
-        session_id = await session_of_parent(agents, handle.id)
+        session_id = await session_of_parent(agents, handle.workflow_id)
         await until_session(agents, session_id)
         code, out, err = await durable("session", session_id, "--follow", env=env)
         assert code == 0, err

@@ -98,7 +98,7 @@ async def test_a_waiting_workflow_resumes_on_the_session_completion(agents: Agen
         record = await agents.sessions.get(out.session_id, org_id="", transcript=True)
         histories = [
             await client.temporal.get_workflow_handle(run).fetch_history()
-            for run in (handle.id, out.session_id)
+            for run in (handle.workflow_id, out.session_id)
         ]
     assert out.status == "completed"
     assert out.session_id.startswith("rensei/pm.agent-session.run:")
@@ -106,7 +106,7 @@ async def test_a_waiting_workflow_resumes_on_the_session_completion(agents: Agen
     assert out.summary == "proposed labels, priorities and owners for 2 issue(s); 1 urgent"
 
     assert record is not None and record.status == "completed"
-    assert record.requested_by == handle.id
+    assert record.requested_by == handle.workflow_id
     proposals = {p["issue_id"]: p for p in record.result["proposals"]}
     assert proposals["T-1"]["labels"] == ["bug"] and proposals["T-1"]["priority"] == 1
     assert proposals["T-2"]["labels"] == ["feature"]
@@ -137,14 +137,14 @@ async def test_a_session_that_finishes_before_the_wait_is_not_missed(agents: Age
         handle = await client.start(
             "tests/agents-parent.run", ParentInput(prompt="say hello", hold=True)
         )
-        session_id = await session_of_parent(agents, handle.id)
+        session_id = await session_of_parent(agents, handle.workflow_id)
         await until_session(agents, session_id, terminal=True)
         await client.get(session_id).result()
         assert len(await completions(agents, session_id)) == 1
         desc = await handle.describe()
         assert desc.current_steps == ["hold"], "the parent has not begun waiting for it yet"
 
-        await client.send_event(GoAhead(data=Go(run_id=handle.id)))
+        await client.send_event(GoAhead(data=Go(workflow_id=handle.workflow_id)))
         out: ParentOutput = await handle.result()
     assert out.session_id == session_id
     assert out.status == "completed"
@@ -158,7 +158,7 @@ async def test_cancelling_the_parent_cancels_the_session_and_kills_the_agent(
         handle = await client.start(
             "tests/agents-parent.run", ParentInput(context={"sleep": 120}, timeout="5m")
         )
-        session_id = await session_of_parent(agents, handle.id)
+        session_id = await session_of_parent(agents, handle.workflow_id)
         started = await until_session(agents, session_id, line="working")
         match = re.search(r"pid (\d+)", started.progress[0].line)
         assert match is not None
@@ -249,7 +249,7 @@ async def test_a_session_cancelled_directly_announces_cancelled(agents: Agents) 
         handle = await client.start(
             "tests/agents-parent.run", ParentInput(context={"sleep": 120}, timeout="5m")
         )
-        session_id = await session_of_parent(agents, handle.id)
+        session_id = await session_of_parent(agents, handle.workflow_id)
         await until_session(agents, session_id, line="working")
         await client.get(session_id).cancel("operator says stop")
         out: ParentOutput = await handle.result()
@@ -270,7 +270,7 @@ async def test_the_shipped_demo_on_the_worker_s_own_registry(
         await client.get(out.session_id).result()
         histories = [
             await dev_client.get_workflow_handle(run).fetch_history()
-            for run in (handle.id, out.session_id)
+            for run in (handle.workflow_id, out.session_id)
         ]
     assert out.status == "completed"
     assert out.summary == "proposed labels, priorities and owners for 3 issue(s); 1 urgent"

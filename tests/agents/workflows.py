@@ -18,7 +18,7 @@ from workflows.agents import (
 
 
 class Go(BaseModel):
-    run_id: str
+    workflow_id: str
 
 
 class GoAhead(durable.Event[Go]):
@@ -62,7 +62,7 @@ async def parent(ctx: durable.WorkflowContext, input: ParentInput) -> ParentOutp
     try:
         if input.hold:
             await ctx.step.wait_for_event(
-                "hold", GoAhead, where={"data.run_id": ctx.workflow_id}, timeout="1h"
+                "hold", GoAhead, where={"data.workflow_id": ctx.workflow_id}, timeout="1h"
             )
         done = await await_session(ctx, "await-agent", session_id, timeout="1h")
     except durable.WorkflowCancelled:

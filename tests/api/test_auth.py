@@ -177,10 +177,10 @@ async def test_an_approval_from_another_org_does_not_resolve_the_run(api: Api) -
     run_id = await start_gate(api, own)
     approval = {
         "type": "rensei/approval.resolved",
-        "data": {"run_id": run_id, "decision": "approve", "by": "the CEO"},
+        "data": {"workflow_id": run_id, "decision": "approve", "by": "the CEO"},
     }
     status, answer = await api.call("POST", "/events", approval, other)
-    assert status == 404 and f"no run {run_id!r}" in answer["error"]
+    assert status == 404 and f"no run with workflow id {run_id!r}" in answer["error"]
     assert (await api.client.get(run_id).describe()).waiting_on, "it still waits"
 
     status, receipt = await api.call("POST", "/events", approval, own)
@@ -198,10 +198,10 @@ async def test_a_workflow_names_who_may_approve_it(api: Api) -> None:
     handle = await api.client.start(
         "tests/release-gate.run", {}, tenancy=durable.Tenancy(org_id=mine)
     )
-    await until_waiting(api.client, handle.id)
+    await until_waiting(api.client, handle.workflow_id)
     approval = {
         "type": "rensei/approval.resolved",
-        "data": {"run_id": handle.id, "decision": "approve"},
+        "data": {"workflow_id": handle.workflow_id, "decision": "approve"},
     }
     status, answer = await api.call("POST", "/events", approval, anyone)
     assert status == 403 and "to be one of key:release-manager" in answer["error"]

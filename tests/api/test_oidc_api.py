@@ -98,7 +98,7 @@ async def test_a_token_from_the_issuer_acts_for_its_org_and_is_named_in_approval
     [run_id] = receipt["started"]
     assert "@org-sso/" in run_id, "the event is the token's org's"
     await until_waiting(sso_api.client, run_id)
-    data = {"run_id": run_id, "decision": "approve"}
+    data = {"workflow_id": run_id, "decision": "approve"}
     approval = {"type": "rensei/approval.resolved", "data": data}
     assert (await sso_api.call("POST", "/events", approval, token))[0] == 202
     out: Decided = await sso_api.client.get(run_id).result()

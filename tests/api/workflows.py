@@ -38,7 +38,7 @@ async def _await(ctx: durable.WorkflowContext) -> Decided:
     answer = await ctx.step.wait_for_event(
         "await-approval",
         ApprovalResolved,
-        where={"data.run_id": ctx.workflow_id},
+        where={"data.workflow_id": ctx.workflow_id},
         timeout="10m",
     )
     if answer is None:

@@ -56,7 +56,7 @@ async def test_every_step_attempt_of_a_run_is_a_row_for_its_org(
         execution = (await handle.temporal.describe()).run_id
     # The tenancy reached every step through the headers.
     assert {(r.org_id, r.project_id) for r in out.results} == {("" + tenancy.org_id, "proj-1")}
-    rows = await audit.steps(tenancy.org_id, handle.id)
+    rows = await audit.steps(tenancy.org_id, handle.workflow_id)
     assert summary(rows) == [
         ("fetch", 1, "completed", "audit.work"),
         ("analyse", 1, "failed", "audit.work"),
@@ -71,7 +71,7 @@ async def test_every_step_attempt_of_a_run_is_a_row_for_its_org(
             "ws-1",
             "proj-1",
         )
-        assert row.instance_id == execution and row.node_id == handle.id
+        assert row.run_id == execution and row.workflow_id == handle.workflow_id
         assert row.workflow_type == "tests/audit-three.run"
         assert row.ended_at is not None and row.ended_at >= row.started_at
 
@@ -102,11 +102,11 @@ async def test_failed_and_cancelled_steps_are_recorded_as_such(
         with pytest.raises(durable.RunCancelled):
             await long.result()
     assert "the upstream refused k" in out.failure
-    assert summary(await audit.steps(tenancy.org_id, failing.id)) == [
+    assert summary(await audit.steps(tenancy.org_id, failing.workflow_id)) == [
         ("call-upstream", 1, "failed", "audit.doomed"),
         ("call-upstream", 2, "failed", "audit.doomed"),
     ]
-    assert summary(await audit.steps(tenancy.org_id, long.id)) == [
+    assert summary(await audit.steps(tenancy.org_id, long.workflow_id)) == [
         ("long-work", 1, "cancelled", "audit.work"),
     ]
 
@@ -120,7 +120,7 @@ async def test_a_child_run_inherits_the_tenancy(
         out = await handle.result()
         execution = (await handle.temporal.describe()).run_id
     assert out.results[0].org_id == tenancy.org_id
-    child = f"{handle.id}:{execution}:child"
+    child = f"{handle.workflow_id}:{execution}:child"
     assert summary(await StepAudit(pool).steps(tenancy.org_id, child)) == [
         ("long-work", 1, "completed", "audit.work")
     ]
@@ -137,7 +137,7 @@ async def two_orgs(
         run_b = await client.start("tests/audit-long.run", {"key": "b"}, tenancy=b)
         await run_a.result()
         await run_b.result()
-    return a.org_id, run_a.id, b.org_id, run_b.id
+    return a.org_id, run_a.workflow_id, b.org_id, run_b.workflow_id
 
 
 async def test_one_org_cannot_read_another_orgs_steps(
@@ -186,8 +186,8 @@ async def test_a_raw_connection_as_the_app_role_is_held_to_its_org(
     assert await conn.fetchval("SELECT count(*) FROM step_executions") == 0
     async with conn.transaction():
         await conn.execute("SELECT set_config('app.org_id', $1, true)", org_a)
-        seen = await conn.fetch("SELECT DISTINCT org_id, node_id FROM step_executions")
-        assert [tuple(r) for r in seen if r["node_id"] in (run_a, run_b)] == [(org_a, run_a)]
+        seen = await conn.fetch("SELECT DISTINCT org_id, workflow_id FROM step_executions")
+        assert [tuple(r) for r in seen if r["workflow_id"] in (run_a, run_b)] == [(org_a, run_a)]
         assert {r["org_id"] for r in seen} == {org_a}
 
     # Writing a row for another org is refused by the policy's WITH CHECK.
@@ -195,7 +195,7 @@ async def test_a_raw_connection_as_the_app_role_is_held_to_its_org(
         async with conn.transaction():
             await conn.execute("SELECT set_config('app.org_id', $1, true)", org_a)
             await conn.execute(
-                "INSERT INTO step_executions (org_id, instance_id, node_id, workflow_type,"
+                "INSERT INTO step_executions (org_id, run_id, workflow_id, workflow_type,"
                 " step_id, action, attempt, status, started_at)"
                 " VALUES ($1, 'x', $2, 't', 's', 'a', 1, 'completed', now())",
                 org_b,
@@ -231,7 +231,7 @@ async def test_no_step_completes_unaudited_while_postgres_is_down(
         assert (await handle.describe()).status is durable.RunStatus.RUNNING
         await postgres.start_again()
         out = await asyncio.wait_for(handle.result(), 30)
-        rows = await StepAudit(own_pool).steps(tenancy.org_id, handle.id)
+        rows = await StepAudit(own_pool).steps(tenancy.org_id, handle.workflow_id)
     last = out.results[0].attempt
     assert last == BODY_RUNS[key] and last >= 3
     assert [(r.attempt, r.status) for r in rows] == [
@@ -251,6 +251,7 @@ async def test_operators_read_a_runs_steps_over_http_and_cli_for_their_org_only(
     org_a, run_a, org_b, _ = two_orgs
     keys = {org: await make_key(pool, org, "runs:read") for org in (org_a, org_b)}
     client = TemporalDurableClient(dev_client, REGISTRY, "unused")
+    execution_a = (await client.get(run_a).describe()).run_id
     server = ApiServer(create_app(client, REGISTRY, EventStore(pool)), free_port())
     await server.start()
     try:
@@ -270,8 +271,10 @@ async def test_operators_read_a_runs_steps_over_http_and_cli_for_their_org_only(
         ("long-work", 1, "completed")
     ]
     assert mine[1]["steps"][0]["duration_ms"] >= 0
-    assert theirs == (200, {"run_id": run_a, "steps": []}), "no hint the run exists"
-    assert nothing == (200, {"run_id": "no-such-run", "steps": []})
+    assert mine[1]["workflow_id"] == run_a
+    assert {s["run_id"] for s in mine[1]["steps"]} == {execution_a}, "Temporal's run id"
+    assert theirs == (200, {"workflow_id": run_a, "steps": []}), "no hint the run exists"
+    assert nothing == (200, {"workflow_id": "no-such-run", "steps": []})
     assert anonymous[0] == 401 and "needs a credential" in anonymous[1]["error"]
 
     env = {"TEMPORAL_ADDRESS": dev_server.address, "DATABASE_URL": database_url}
@@ -279,4 +282,4 @@ async def test_operators_read_a_runs_steps_over_http_and_cli_for_their_org_only(
     assert code == 0, err
     assert [s["status"] for s in json.loads(out)] == ["completed"]
     code, out, _ = await durable_cli("steps", run_a, "--org", org_b, env=env)
-    assert (code, out.strip()) == (0, f"no steps recorded for run {run_a} in org {org_b!r}")
+    assert (code, out.strip()) == (0, f"no steps recorded for workflow id {run_a} in org {org_b!r}")

@@ -101,7 +101,7 @@ async def test_invoke_runs_a_child_workflow_and_reports_its_failure(provider: Pr
     assert out.doubled == 42
     assert out.failed_step == "double-fails"
     assert "child said no" in out.cause
-    assert out.child_ids[0].startswith(handle.id) and out.child_ids[0].endswith(":double")
+    assert out.child_ids[0].startswith(handle.workflow_id) and out.child_ids[0].endswith(":double")
 
 
 async def test_parallel_steps_run_at_the_same_time(provider: Provider) -> None:

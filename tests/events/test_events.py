@@ -116,30 +116,30 @@ async def test_a_duplicate_a_minute_later_starts_and_resolves_nothing_new(
     answer = resolved(request, "revise", event_id=f"answer-{request}")
     async with skipping_events.running() as client:
         review = await client.start("tests/review.run", {"request_id": request, "rounds": 2})
-        await until_waiting(client, review.id)
+        await until_waiting(client, review.workflow_id)
         starts = await asyncio.gather(*(client.send_event(trigger) for _ in range(5)))
         (approval_run,) = {run for r in starts for run in r.started}
         await until_waiting(client, approval_run)
         answers = await asyncio.gather(*(client.send_event(answer) for _ in range(5)))
         # One event resolves one wait per run: the review's first round and the approval.
         assert sorted(run for a in answers for run in a.delivered) == sorted(
-            [review.id, approval_run]
+            [review.workflow_id, approval_run]
         )
         await until_closed(client, approval_run)
-        await until_waiting(client, review.id)  # its second round
+        await until_waiting(client, review.workflow_id)  # its second round
 
         await time_skipping.sleep(timedelta(minutes=1))
         again = await client.send_event(trigger)
         late = await client.send_event(answer)
         assert again.duplicate and again.started == []
         assert late.duplicate and late.delivered == [] and late.started == []
-        still_open = await skipping_events.ingress.store.open_waits(review.id, org_id="")
+        still_open = await skipping_events.ingress.store.open_waits(review.workflow_id, org_id="")
         assert [w["step_id"] for w in still_open] == ["review#2"], (
             "the second round still waits: the old answer was not consumed again"
         )
 
         final = await client.send_event(resolved(request, "approve"))
-        assert final.delivered == [review.id]
+        assert final.delivered == [review.workflow_id]
         out = await review.result()
         first = await client.get(approval_run).result()
     assert out.decisions == ["revise", "approve"]
@@ -151,7 +151,7 @@ async def test_sequential_waits_consume_different_events(events: Events) -> None
     request = rid()
     async with events.running() as client:
         handle = await client.start("tests/review.run", {"request_id": request})
-        await until_waiting(client, handle.id)
+        await until_waiting(client, handle.workflow_id)
         first = await client.send_event(resolved(request, "revise"))
         again = await client.send_event(
             first_copy := resolved(request, "revise", event_id=first.id)
@@ -179,12 +179,12 @@ async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Even
     request = rid()
     async with events.running() as client:
         handle = await client.start("tests/review.run", {"request_id": request, "rounds": 1})
-        await until_waiting(client, handle.id)
+        await until_waiting(client, handle.workflow_id)
         store = events.ingress.store
         # Resolve the wait in the store but "crash" before the signal goes out ...
         event = resolved(request)
         pending = (await store.ingest(event.id, event.type, event.data.model_dump(), [])).pending
-        assert [(d.kind, d.workflow_id) for d in pending] == [("signal", handle.id)]
+        assert [(d.kind, d.workflow_id) for d in pending] == [("signal", handle.workflow_id)]
         # ... the dispatcher delivers it.
         assert await events.ingress.redeliver(older_than_seconds=0) >= 1
         out = await handle.result()
@@ -196,11 +196,11 @@ async def test_a_signal_to_a_finished_run_is_recorded_undeliverable(events: Even
         # A delivery queued for a run that finished without it is recorded as undeliverable.
         other_request = rid()
         other = await client.start("tests/review.run", {"request_id": other_request, "rounds": 1})
-        await until_waiting(client, other.id)
+        await until_waiting(client, other.workflow_id)
         late = resolved(other_request)
         queued = (await store.ingest(late.id, late.type, late.data.model_dump(), [])).pending
         await other.cancel()
-        await until_closed(client, other.id)
+        await until_closed(client, other.workflow_id)
         state = await events.ingress.deliver(queued[0])
     assert state == "undeliverable"
 
@@ -210,7 +210,7 @@ async def test_send_event_from_a_workflow_is_sent_once(events: Events) -> None:
     async with events.running() as client:
         handle = await client.start("tests/announce.run", {"request_id": request})
         sent = await handle.result()
-    assert sent.event_id.startswith(handle.id) and sent.event_id.endswith("/announce")
+    assert sent.event_id.startswith(handle.workflow_id) and sent.event_id.endswith("/announce")
     stored = await events.ingress.store.get(sent.event_id, org_id="")
     assert stored is not None and stored.data["request_id"] == request
 
@@ -273,11 +273,11 @@ async def test_wait_for_any_returns_the_first_and_withdraws_the_others(events: E
     request = rid()
     async with events.running() as client:
         handle = await client.start("tests/first-of.run", {"request_id": request})
-        await until_waiting(client, handle.id, waits=2)
+        await until_waiting(client, handle.workflow_id, waits=2)
         cancel = await client.send_event(RequestCancelled(data=CancelledData(request_id=request)))
-        assert cancel.delivered == [handle.id]
+        assert cancel.delivered == [handle.workflow_id]
         for _ in range(100):  # until the run has moved on to its second wait
-            desc = await client.get(handle.id).describe()
+            desc = await client.get(handle.workflow_id).describe()
             if desc.current_steps == ["answer"]:
                 break
             await asyncio.sleep(0.1)
@@ -296,16 +296,16 @@ async def test_waits_keep_their_guarantees_across_continue_as_new(
     store = events.ingress.store
     async with events.running() as client:
         handle = await client.start("tests/rounds.run", {"request_id": request, "rounds": 3})
-        await until_waiting(client, handle.id)
+        await until_waiting(client, handle.workflow_id)
         first = resolved(request, "revise")
-        assert (await client.send_event(first)).delivered == [handle.id]
+        assert (await client.send_event(first)).delivered == [handle.workflow_id]
 
         async def next_execution_waits() -> None:
             for _ in range(100):
                 runs = await pool.fetch(
-                    "SELECT DISTINCT run_id FROM waits WHERE workflow_id = $1", handle.id
+                    "SELECT DISTINCT run_id FROM waits WHERE workflow_id = $1", handle.workflow_id
                 )
-                if len(runs) == 2 and await store.open_waits(handle.id, org_id=""):
+                if len(runs) == 2 and await store.open_waits(handle.workflow_id, org_id=""):
                     return
                 await asyncio.sleep(0.1)
             raise AssertionError("the continued execution never waited")
@@ -317,15 +317,15 @@ async def test_waits_keep_their_guarantees_across_continue_as_new(
         assert delivery.run_id, "a signal names the execution it was meant for"
         assert await events.ingress.deliver(delivery) == "delivered"
         second, third = resolved(request, "revise"), resolved(request, "approve")
-        assert (await client.send_event(second)).delivered == [handle.id]
+        assert (await client.send_event(second)).delivered == [handle.workflow_id]
         await client.send_event(third)  # resolves the third execution, or waits for it
         out = await handle.result()
         # The first execution's start is carried: every execution counts events from it.
         starts = await pool.fetch(
-            "SELECT DISTINCT not_before FROM waits WHERE workflow_id = $1", handle.id
+            "SELECT DISTINCT not_before FROM waits WHERE workflow_id = $1", handle.workflow_id
         )
         executions = await pool.fetchval(
-            "SELECT count(DISTINCT run_id) FROM waits WHERE workflow_id = $1", handle.id
+            "SELECT count(DISTINCT run_id) FROM waits WHERE workflow_id = $1", handle.workflow_id
         )
     assert out.event_ids == [first.id, second.id, third.id]
     assert out.decisions == ["revise", "revise", "approve"]

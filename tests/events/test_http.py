@@ -128,9 +128,17 @@ async def test_an_event_posted_over_http_resolves_a_wait_and_can_be_looked_up(
     assert out.decisions == ["approve"]
     assert status == 200
     assert found["type"] == "tests/approval.resolved"
-    assert found["deliveries"] == [
-        {"kind": "signal", "run_id": run_id, "step_id": "await-approval", "state": "delivered"}
-    ]
+    (delivery,) = found["deliveries"]
+    assert delivery == {
+        "kind": "signal",
+        "workflow_id": run_id,
+        "run_id": delivery["run_id"],
+        "step_id": "await-approval",
+        "state": "delivered",
+    }
+    assert delivery["run_id"] and delivery["run_id"] != run_id, (
+        "Temporal's run id, not the workflow id"
+    )
     assert missing == 404
 
 
@@ -161,7 +169,7 @@ async def test_get_event_shows_throttled_and_delayed_starts(
             await server.stop()
             await client.get(f"tests/throttled.run:@org-http/{ids[2]}").temporal.terminate("over")
     assert status == 200
-    by_run = {d["run_id"]: d for d in found["deliveries"]}
+    by_run = {d["workflow_id"]: d for d in found["deliveries"]}
     skipped = by_run[f"tests/dedupe.run:@org-http/{ids[2]}"]
     assert skipped["state"] == "throttled" and "starts_in_seconds" not in skipped
     delayed = by_run[f"tests/throttled.run:@org-http/{ids[2]}"]

@@ -457,13 +457,13 @@ async def test_an_issue_update_resolves_the_run_waiting_for_that_issue(
         elsewhere = await client.start(
             watch_issue, Watch(issue_id=issue), tenancy=durable.Tenancy(org_id="org-other")
         )
-        await until_waiting(client, waiting.id)
-        await until_waiting(client, elsewhere.id)
+        await until_waiting(client, waiting.workflow_id)
+        await until_waiting(client, elsewhere.workflow_id)
         status, receipt = await deliver(address, issue_updated(issue))
         out = await asyncio.wait_for(waiting.result(), 30)
         await other.cancel("test over")
         await elsewhere.cancel("test over")
-    assert (status, receipt["delivered"]) == (200, [waiting.id]), "not another org's run"
+    assert (status, receipt["delivered"]) == (200, [waiting.workflow_id]), "not another org's run"
     assert out == Seen(
         event_id=receipt["id"], state="In Progress", changed=["stateId", "updatedAt"]
     )

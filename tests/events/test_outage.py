@@ -458,14 +458,14 @@ async def test_a_run_reaching_its_wait_during_a_long_outage_resumes_when_postgre
 
             async def registered() -> bool:
                 with contextlib.suppress(*RETRYABLE):
-                    return len(await ingress.store.open_waits(handle.id, org_id="")) == 1
+                    return len(await ingress.store.open_waits(handle.workflow_id, org_id="")) == 1
                 return False
 
             await until("the wait is registered once the store is back", registered, 60)
             receipt = await client.send_event(
                 ApprovalResolved(data=Resolved(request_id=request, decision="approve"))
             )
-            assert receipt.delivered == [handle.id]
+            assert receipt.delivered == [handle.workflow_id]
             out = await asyncio.wait_for(handle.result(), 30)
     assert out.decisions == ["approve"]
 

@@ -38,7 +38,7 @@ async def test_filter_runs_by_org_status_and_what_they_wait_on(events: Events) -
         )
         trigger = ApprovalRequested(data=Requested(request_id=request), tenancy=tenancy)
         (by_event,) = (await client.send_event(trigger)).started
-        await until_waiting(client, manual.id)
+        await until_waiting(client, manual.workflow_id)
         await until_waiting(client, by_event)
 
         waiting = await listed(
@@ -47,10 +47,10 @@ async def test_filter_runs_by_org_status_and_what_they_wait_on(events: Events) -
             ' AND DurableWaitingOn = "tests/approval.resolved"',
             expect=2,
         )
-        assert sorted(waiting) == sorted([manual.id, by_event])
+        assert sorted(waiting) == sorted([manual.workflow_id, by_event])
         assert await listed(
             events.client, f'DurableOrgId = "{org}" AND DurableTrigger = "manual"'
-        ) == [manual.id]
+        ) == [manual.workflow_id]
         assert await listed(
             events.client,
             f'DurableProjectId = "triage" AND DurableOrgId = "{org}"'
@@ -65,7 +65,7 @@ async def test_filter_runs_by_org_status_and_what_they_wait_on(events: Events) -
         running = await listed(
             events.client, f'DurableOrgId = "{org}" AND ExecutionStatus = "Completed"', expect=2
         )
-        assert sorted(running) == sorted([manual.id, by_event])
+        assert sorted(running) == sorted([manual.workflow_id, by_event])
         desc = await manual.temporal.describe()
         details = await desc.static_details()
         summary = await desc.static_summary()
@@ -84,14 +84,14 @@ async def test_describe_without_a_worker_reads_the_status_from_search_attributes
     request = f"req-{uuid.uuid4()}"
     async with events.running() as client:
         handle = await client.start("tests/review.run", {"request_id": request, "rounds": 1})
-        await until_waiting(client, handle.id)
+        await until_waiting(client, handle.workflow_id)
         for _ in range(50):  # the upsert lands with the workflow task that registered the wait
             attrs = (await handle.temporal.describe()).typed_search_attributes
             if any(p.value == "waiting-for-event" for p in attrs):
                 break
             await asyncio.sleep(0.1)
     # The worker is gone: no query can be answered.
-    desc = await client.get(handle.id).describe()
+    desc = await client.get(handle.workflow_id).describe()
     assert desc.status is durable.RunStatus.WAITING
     assert desc.current_steps == ["review#1"]
     assert desc.waiting_on is not None and "no worker answered" in desc.waiting_on

@@ -164,7 +164,7 @@ class Fleet:
             {"project": self.project, "work_seconds": work_seconds, **fields},
             tenancy=Tenancy(org_id=self.org),
         )
-        return handle.id
+        return handle.workflow_id
 
     async def session_of(self, run_id: str) -> str:
         """The session a demo run dispatched (once it has)."""

@@ -67,13 +67,13 @@ async def main() -> None:
             durable = TemporalDurableClient(client, registry, queue)
             handle = await durable.start("rensei/example.run", {"topic": "replay me please"})
             await handle.result()
-        history = await client.get_workflow_handle(handle.id).fetch_history()
+        history = await client.get_workflow_handle(handle.workflow_id).fetch_history()
         children = [
             e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
             for e in history.events
             if e.HasField("child_workflow_execution_started_event_attributes")
         ]
-        runs = {"example_run.json": handle.id, "example_summarise.json": children[0]}
+        runs = {"example_run.json": handle.workflow_id, "example_summarise.json": children[0]}
         await write_histories(client, HERE, runs)
 
 

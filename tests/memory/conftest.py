@@ -70,7 +70,9 @@ async def with_org_runs(
     for started in out.started:
         if started.org_id not in of:
             continue
-        run: ConsolidateOutput = await asyncio.wait_for(client.get(started.run_id).result(), 90)
+        run: ConsolidateOutput = await asyncio.wait_for(
+            client.get(started.workflow_id).result(), 90
+        )
         out = out.model_copy(
             update={
                 "gathered": out.gathered + run.gathered,

@@ -68,7 +68,7 @@ async def test_a_worker_killed_mid_write_counts_each_session_once(
 
     async with product_worker(dev_server, database_url, pm.task_queue, local_linear):
         out: ConsolidateOutput = await asyncio.wait_for(handle.result(), 90)
-        recorded = await history(client, handle.id)
+        recorded = await history(client, handle.workflow_id)
         again = await consolidate(client, org)
     assert (out.gathered, out.counted) == (2, 2)
     note = await store.note(org, "billing")
@@ -77,7 +77,7 @@ async def test_a_worker_killed_mid_write_counts_each_session_once(
     assert note.note.count("refund webhook lost") == 1
     writes = [
         (s.attempt, s.status)
-        for s in await StepAudit(pm.pool).steps(org, handle.id)
+        for s in await StepAudit(pm.pool).steps(org, handle.workflow_id)
         if s.step_id.startswith("write:")
     ]
     assert writes == [(1, "failed"), (2, "completed")], "what `durable steps` shows"
@@ -155,7 +155,7 @@ async def test_a_write_from_a_note_replaced_meanwhile_is_refused(
         project="p",
         note="- a",
         session_ids=[a],
-        run_id="r1",
+        workflow_id="r1",
         based_on=0,
     )
     # Read before k1 was written: writing it would drop k1's note or repeat its outcome.
@@ -165,7 +165,7 @@ async def test_a_write_from_a_note_replaced_meanwhile_is_refused(
         project="p",
         note="- a\n- a\n- b",
         session_ids=[a, b],
-        run_id="r2",
+        workflow_id="r2",
         based_on=0,
     )
     assert (kept.counted, stale.stale, stale.counted) == (1, True, 0)
@@ -178,7 +178,7 @@ async def test_a_write_from_a_note_replaced_meanwhile_is_refused(
         project="p",
         note="- a\n- b",
         session_ids=[b],
-        run_id="r3",
+        workflow_id="r3",
         based_on=1,
     )
     assert (fresh.counted, fresh.stale) == (1, False)
@@ -229,7 +229,7 @@ async def test_the_nightly_schedule_takes_every_org_and_durable_start_one(
             recorded = [await history(client, run_id)]
             for started in tick.started:
                 if started.org_id == theirs:
-                    recorded.append(await history(client, started.run_id))
+                    recorded.append(await history(client, started.workflow_id))
     finally:
         await schedule.delete()
     assert (theirs, "search") in {(g.org_id, g.project) for g in nightly.groups}

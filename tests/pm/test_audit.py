@@ -94,26 +94,28 @@ async def test_five_projects_in_parallel_reviewed_per_finding(
     params = AuditParams(max_parallel=2, recheck_after="1s")
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, AuditRequested(data=params))
-        await waiting_at(pm, handle.id, "await-decision#1", timeout=120)
+        await waiting_at(pm, handle.workflow_id, "await-decision#1", timeout=120)
         posted = review_issue(local_linear)
         assert posted["title"] == "Audit findings: 3 finding(s) over 5 project(s)"
         assert "Mobile app: analysis failed" in posted["description"]
         assert "model overloaded" in posted["description"], "with the agent's own words"
-        await approve(client, handle.id, item="F1")
-        await approve(client, handle.id, "reject", item="F2", notes="known, tracked elsewhere")
-        await approve(client, handle.id, "revise", item="F3", notes="severity low")
-        await waiting_at(pm, handle.id, "await-decision#4")
+        await approve(client, handle.workflow_id, item="F1")
+        await approve(
+            client, handle.workflow_id, "reject", item="F2", notes="known, tracked elsewhere"
+        )
+        await approve(client, handle.workflow_id, "revise", item="F3", notes="severity low")
+        await waiting_at(pm, handle.workflow_id, "await-decision#4")
         revised = comments_on(local_linear, posted["id"])
         assert revised[-1].startswith("Revised F3 (low)")
-        await approve(client, handle.id, item="F3")
+        await approve(client, handle.workflow_id, item="F3")
         out = await handle.result()
-        execution = (await client.get(handle.id).describe()).execution_id
+        execution = (await client.get(handle.workflow_id).describe()).run_id
         child_handles = [
-            client.temporal.get_workflow_handle(f"{handle.id}:{execution}:analyse:{name}")
+            client.temporal.get_workflow_handle(f"{handle.workflow_id}:{execution}:analyse:{name}")
             for name in ["Q3 Reliability", *PROJECTS]
         ]
         children = [await child.describe() for child in child_handles]
-        histories = [await client.temporal.get_workflow_handle(handle.id).fetch_history()]
+        histories = [await client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()]
         histories += [await child.fetch_history() for child in child_handles]
 
     by_project = {p.project: p for p in out.projects}
@@ -153,11 +155,11 @@ async def test_the_7_day_recheck_reports_what_was_resolved(
     params = AuditParams(projects=["Q3 Reliability"])
     async with skipping_pm.running(local_linear) as client:
         handle = await skipping_pm.trigger(client, AuditRequested(data=params))
-        await waiting_at(skipping_pm, handle.id, "await-decision#1", timeout=120)
+        await waiting_at(skipping_pm, handle.workflow_id, "await-decision#1", timeout=120)
         # How many findings the agent made depends on the (skipped) clock: ask the review.
         findings = int(review_issue(local_linear)["title"].split(": ")[1].split()[0])
         assert findings >= 1
-        await approve(client, handle.id)  # no --item: every pending finding
+        await approve(client, handle.workflow_id)  # no --item: every pending finding
         for _ in range(600):
             if len(audit_issues(local_linear)) == findings:
                 break
@@ -202,17 +204,17 @@ async def test_a_long_review_continues_as_new_without_losing_an_approval(
     params = AuditParams(projects=["Q3 Reliability", "Billing"], recheck_after="1s")
     async with pm.running(local_linear) as durable_client:
         handle = await pm.trigger(durable_client, AuditRequested(data=params))
-        await waiting_at(pm, handle.id, "await-decision#1", timeout=120)
-        first_execution = (await handle.describe()).execution_id
+        await waiting_at(pm, handle.workflow_id, "await-decision#1", timeout=120)
+        first_execution = (await handle.describe()).run_id
         # Three decisions at once: the run continues as new after the first, while the
         # others arrive; each is still taken.
-        await approve(durable_client, handle.id, item="F1")
-        await approve(durable_client, handle.id, item="F2")
-        await approve(durable_client, handle.id, "reject", item="F3")
+        await approve(durable_client, handle.workflow_id, item="F1")
+        await approve(durable_client, handle.workflow_id, item="F2")
+        await approve(durable_client, handle.workflow_id, "reject", item="F3")
         started = datetime.now()
         out = await handle.result()
         assert (datetime.now() - started).total_seconds() < 60
-        assert (await handle.describe()).execution_id != first_execution
+        assert (await handle.describe()).run_id != first_execution
     assert out.executions >= 2, "the review went on in a new execution"
     assert [f.status for f in out.findings] == ["approved", "approved", "rejected"]
     assert len(audit_issues(local_linear)) == 2
@@ -242,7 +244,7 @@ async def test_an_audit_started_with_state_already_approved_still_asks_for_revie
     params = AuditParams(projects=["Billing"], recheck_after="1s", state=forged)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, AuditRequested(data=params))
-        await waiting_at(pm, handle.id, "await-decision#1", timeout=120)
+        await waiting_at(pm, handle.workflow_id, "await-decision#1", timeout=120)
         assert review_issue(local_linear)["title"].startswith("Audit findings: 2 finding(s)")
         await handle.cancel("test over")
     assert not [i for i in audit_issues(local_linear) if "FORGED" in i["title"]]

@@ -60,15 +60,15 @@ async def test_approved_triage_is_applied_to_linear(pm: Pm, local_linear: LocalL
     before = issues(local_linear)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         (review,) = review_issues(local_linear)
-        assert "durable approve " + handle.id in review["description"]
+        assert "durable approve " + handle.workflow_id in review["description"]
         for identifier in NEEDS_TRIAGE:
             assert identifier in review["description"], "each issue is in the proposal"
         status = await handle.describe()
         assert status.waiting_on and "rensei/approval.resolved" in status.waiting_on
         untouched(local_linear, before)  # nothing changes before the decision
-        await approve(client, handle.id, by="ada")
+        await approve(client, handle.workflow_id, by="ada")
         out = await handle.result()
 
         assert out.status == "approved" and out.rounds == 1 and out.team == "ENG"
@@ -97,8 +97,8 @@ async def test_a_rejected_proposal_changes_nothing(pm: Pm, local_linear: LocalLi
     before = issues(local_linear)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
-        await approve(client, handle.id, "reject", notes="we triage by hand this sprint")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
+        await approve(client, handle.workflow_id, "reject", notes="we triage by hand this sprint")
         out = await handle.result()
     assert out.status == "rejected" and out.applied == []
     untouched(local_linear, before)
@@ -114,21 +114,21 @@ async def test_a_revision_is_proposed_again_and_applied_as_revised(
 ) -> None:
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         await approve(
             client,
-            handle.id,
+            handle.workflow_id,
             "revise",
             notes="ENG-10 priority 2; ENG-3 owner Grace Hopper; ENG-5 labels Improvement",
         )
-        await waiting_at(pm, handle.id, "await-approval#2")
+        await waiting_at(pm, handle.workflow_id, "await-approval#2")
         (review,) = review_issues(local_linear)
         (revised,) = comments_on(local_linear, review["id"])
         assert revised.startswith("Revised proposal (round 2)")
         assert "ENG-10" in revised and "| high |" in revised
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         out = await handle.result()
-        history = await client.temporal.get_workflow_handle(handle.id).fetch_history()
+        history = await client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
     assert out.status == "approved" and out.rounds == 2 and len(out.sessions) == 2
     assert view(local_linear, "ENG-10")[0] == 2
     assert view(local_linear, "ENG-3")[2] == "Grace Hopper"
@@ -145,8 +145,10 @@ async def test_revising_past_the_bound_ends_the_review_unchanged(
             client, BacklogTriageRequested(data=BacklogTriageParams(max_revisions=1))
         )
         for round in (1, 2):
-            await waiting_at(pm, handle.id, f"await-approval#{round}")
-            await approve(client, handle.id, "revise", notes=f"ENG-10 priority {round + 1}")
+            await waiting_at(pm, handle.workflow_id, f"await-approval#{round}")
+            await approve(
+                client, handle.workflow_id, "revise", notes=f"ENG-10 priority {round + 1}"
+            )
         out = await handle.result()
     assert out.status == "revisions-exhausted" and out.rounds == 2
     untouched(local_linear, before)
@@ -164,7 +166,7 @@ async def test_silence_for_24_hours_expires_the_proposal(
     params = BacklogTriageParams(lookback="400d")
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=params))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         await time_skipping.sleep(24 * 3600 + 60)
         out = await handle.result()
         assert out.status == "expired" and out.applied == []
@@ -181,8 +183,8 @@ async def test_silence_for_24_hours_expires_the_proposal(
             == 0
         )
         again = await pm.trigger(client, BacklogTriageRequested(data=params))
-        await waiting_at(pm, again.id, "await-approval#1")
-        await approve(client, again.id, "reject")
+        await waiting_at(pm, again.workflow_id, "await-approval#1")
+        await approve(client, again.workflow_id, "reject")
         second = await again.result()
     assert second.considered == 3 and second.status == "rejected"
 
@@ -191,7 +193,7 @@ async def test_cancelling_while_it_waits_changes_nothing(pm: Pm, local_linear: L
     before = issues(local_linear)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         await handle.cancel("not this week")
         with pytest.raises(durable.RunCancelled):
             await handle.result()
@@ -203,7 +205,7 @@ async def test_a_rate_limit_mid_apply_waits_and_applies_each_issue_once(
 ) -> None:
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         updates_before = local_linear.calls("UpdateIssue")
         # The second issue update is answered RATELIMITED (HTTP 400, Linear's form), reset in
         # 2 s: the first issue was applied, the second waits for the reset.
@@ -211,7 +213,7 @@ async def test_a_rate_limit_mid_apply_waits_and_applies_each_issue_once(
         local_linear.rate_limit(
             times=1, form="ratelimited400", reset_in_seconds=2.0, operation="UpdateIssue"
         )
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         out = await handle.result()
     assert out.status == "approved" and sorted(out.applied) == sorted(NEEDS_TRIAGE)
     # 3 applies + the review issue's close, + 1 refused by the rate limit: nothing twice.
@@ -226,12 +228,13 @@ async def test_the_cron_tick_starts_a_triage_run_per_org(pm: Pm, local_linear: L
         tick = await client.start(pm_tick, PmTick(agent="backlog-triage"))
         out = await tick.result()
         await replay(
-            registry(), [await client.temporal.get_workflow_handle(tick.id).fetch_history()]
+            registry(),
+            [await client.temporal.get_workflow_handle(tick.workflow_id).fetch_history()],
         )
         assert out.orgs == [TEST_ORG] and out.event == "rensei/pm.backlog-triage.requested"
         (event_id,) = out.events
         run = client.get(f"rensei/pm.backlog-triage.run:{event_id}")
-        await waiting_at(pm, run.id, "await-approval#1")
+        await waiting_at(pm, run.workflow_id, "await-approval#1")
         await run.cancel("test over")
         bad = await client.start(pm_tick, PmTick(agent="roadmap"))
         with pytest.raises(durable.WorkflowFailed, match=r"no PM agent 'roadmap'.*backlog-triage"):
@@ -244,12 +247,12 @@ async def test_a_worker_killed_mid_apply_leaves_each_change_made_once(
     client = pm.durable_client(pm.ingress())
     async with product_worker(dev_server, database_url, pm.task_queue, local_linear) as first:
         handle = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         # The first update is made in Linear, but its answer is held back: the worker is
         # killed before the step can report it.
         local_linear.slow(times=1, seconds=30.0, operation="UpdateIssue", after=True)
         updates = local_linear.calls("UpdateIssue")
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         for _ in range(300):
             if local_linear.calls("UpdateIssue") > updates:
                 break

@@ -46,7 +46,7 @@ async def test_sessions_become_per_project_notes_counted_once(
             consolidate_memory, ConsolidateInput(), tenancy=durable.Tenancy(org_id=org)
         )
         third = await handle.result()
-        history = await client.temporal.get_workflow_handle(handle.id).fetch_history()
+        history = await client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
     assert third.gathered == 1 and third.counted == 1
     billing = await store.note(org, "billing")
     assert billing is not None and billing.sessions == 3
@@ -83,13 +83,18 @@ async def test_a_repeated_write_counts_nothing_twice(pm: Pm, local_linear: Local
         a = await session(client, org, "p", "first lesson")
         b = await session(client, org, "p", "second lesson")
     first = await store.write(
-        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
+        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], workflow_id="r1"
     )
     retried = await store.write(
-        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], run_id="r1"
+        write_key=f"{org}/k1", org_id=org, project="p", note="n1", session_ids=[a], workflow_id="r1"
     )
     overlapping = await store.write(
-        write_key=f"{org}/k2", org_id=org, project="p", note="n2", session_ids=[a, b], run_id="r2"
+        write_key=f"{org}/k2",
+        org_id=org,
+        project="p",
+        note="n2",
+        session_ids=[a, b],
+        workflow_id="r2",
     )
     assert (first.counted, retried.repeated, retried.counted) == (1, True, 1)
     assert (overlapping.counted, overlapping.already) == (1, 1)
@@ -114,7 +119,7 @@ async def test_durable_memory_shows_one_orgs_notes(
         project="billing",
         note="- mine",
         session_ids=[a],
-        run_id="r",
+        workflow_id="r",
     )
     await store.write(
         write_key=f"{theirs}/w",
@@ -122,7 +127,7 @@ async def test_durable_memory_shows_one_orgs_notes(
         project="billing",
         note="- theirs",
         session_ids=[b],
-        run_id="r",
+        workflow_id="r",
     )
     env = {"DATABASE_URL": database_url}
     code, out, err = await durable_cli("memory", "--org", mine, "--json", env=env)

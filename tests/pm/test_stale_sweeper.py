@@ -32,12 +32,12 @@ def sweep_issue(linear: LocalLinear) -> dict[str, Any]:
 async def test_an_approved_sweep_closes_and_pings_once(pm: Pm, local_linear: LocalLinear) -> None:
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, SWEEP)
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         review = sweep_issue(local_linear)
         assert "| close |" in review["description"] and "| ping |" in review["description"]
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         out = await handle.result()
-        history = await client.temporal.get_workflow_handle(handle.id).fetch_history()
+        history = await client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         assert out.status == "approved" and out.stale == 3
         assert sorted(out.closed) == ["ENG-3", "ENG-5"] and out.pinged == ["ENG-6"]
         now = issues(local_linear)
@@ -61,12 +61,12 @@ async def test_a_revised_sweep_applies_the_revision(pm: Pm, local_linear: LocalL
     before = issues(local_linear)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, SWEEP)
-        await waiting_at(pm, handle.id, "await-approval#1")
-        await approve(client, handle.id, "revise", notes="keep ENG-5; close ENG-6")
-        await waiting_at(pm, handle.id, "await-approval#2")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
+        await approve(client, handle.workflow_id, "revise", notes="keep ENG-5; close ENG-6")
+        await waiting_at(pm, handle.workflow_id, "await-approval#2")
         (revised,) = comments_on(local_linear, sweep_issue(local_linear)["id"])
         assert "| ENG-5 " not in revised and "the reviewer asked to close it" in revised
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         out = await handle.result()
     assert sorted(out.closed) == ["ENG-3", "ENG-6"] and out.pinged == [] and out.rounds == 2
     assert issues(local_linear)["ENG-5"] == before["ENG-5"], "kept as the reviewer said"
@@ -76,8 +76,8 @@ async def test_a_rejected_sweep_changes_nothing(pm: Pm, local_linear: LocalLinea
     before = issues(local_linear)
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, SWEEP)
-        await waiting_at(pm, handle.id, "await-approval#1")
-        await approve(client, handle.id, "reject", notes="leave the backlog alone")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
+        await approve(client, handle.workflow_id, "reject", notes="leave the backlog alone")
         out = await handle.result()
     assert out.status == "rejected" and out.closed == out.pinged == []
     untouched(local_linear, before)
@@ -92,7 +92,7 @@ async def test_an_unanswered_sweep_expires_after_24_hours(
     before = issues(local_linear)
     async with skipping_pm.running(local_linear) as client:
         handle = await skipping_pm.trigger(client, SWEEP)
-        await waiting_at(skipping_pm, handle.id, "await-approval#1")
+        await waiting_at(skipping_pm, handle.workflow_id, "await-approval#1")
         await time_skipping.sleep(24 * 3600 + 60)
         out = await handle.result()
     assert out.status == "expired" and out.closed == out.pinged == []
@@ -105,10 +105,10 @@ async def test_a_rate_limit_mid_apply_comments_once_per_issue(
 ) -> None:
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, SWEEP)
-        await waiting_at(pm, handle.id, "await-approval#1")
+        await waiting_at(pm, handle.workflow_id, "await-approval#1")
         local_linear.slow(times=1, seconds=0.0, operation="CreateComment")
         local_linear.rate_limit(times=1, reset_in_seconds=2.0, operation="CreateComment")
-        await approve(client, handle.id)
+        await approve(client, handle.workflow_id)
         out = await handle.result()
     assert out.status == "approved" and len(out.closed) + len(out.pinged) == 3
     now = issues(local_linear)

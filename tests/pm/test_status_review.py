@@ -46,7 +46,7 @@ async def test_the_review_is_published_per_project_once(pm: Pm, local_linear: Lo
     async with pm.running(local_linear) as client:
         handle = await pm.trigger(client, REVIEW)
         out = await handle.result()
-        history = await client.temporal.get_workflow_handle(handle.id).fetch_history()
+        history = await client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         assert out.status == "published" and out.moved == 5 and len(out.updates) == 2
         published = updates(local_linear)
         (mine,) = published[reliability]

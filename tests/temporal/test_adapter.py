@@ -59,7 +59,7 @@ async def test_step_ids_name_activities_timers_and_children_in_the_history(
             "rensei/example.run", {"topic": "alpha beta", "cool_down": "1s"}
         )
         out = await handle.result()
-    history = await dev_client.get_workflow_handle(handle.id).fetch_history()
+    history = await dev_client.get_workflow_handle(handle.workflow_id).fetch_history()
     scheduled = [
         e.activity_task_scheduled_event_attributes
         for e in history.events
@@ -84,12 +84,14 @@ async def test_step_ids_name_activities_timers_and_children_in_the_history(
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     ]
     assert [c.workflow_id for c in child] == [
-        f"{handle.id}:{history.events[0].workflow_execution_started_event_attributes.original_execution_run_id}:summarise"
+        f"{handle.workflow_id}:{history.events[0].workflow_execution_started_event_attributes.original_execution_run_id}:summarise"
     ]
     assert [c.workflow_type.name for c in child] == ["rensei/example.summarise"]
     # The idempotency key the record step used is derived from run and step.
-    assert out.note_key.startswith(f"{handle.id}/") and out.note_key.endswith("/record")
-    stored = await pool.fetchval("SELECT count(*) FROM notes WHERE workflow_id = $1", handle.id)
+    assert out.note_key.startswith(f"{handle.workflow_id}/") and out.note_key.endswith("/record")
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM notes WHERE workflow_id = $1", handle.workflow_id
+    )
     assert stored == 1
 
 
@@ -101,10 +103,11 @@ async def test_status_and_step_are_search_attributes_for_the_ui(
         client = TemporalDurableClient(dev_client, REGISTRY, task_queue)
         running = await client.start("conformance/cancellable.run", Key(key=task_queue, seconds=30))
         sleeping = await client.start("conformance/memo.run", Key(key=task_queue, seconds=30))
+        awake, asleep = running.workflow_id, sleeping.workflow_id
         queries = {
-            running.id: f'WorkflowId = "{running.id}" AND DurableStatus = "running"',
-            sleeping.id: f'WorkflowId = "{sleeping.id}" AND DurableStatus = "sleeping" '
-            'AND DurableStep = "pause"',
+            awake: f'WorkflowId = "{awake}" AND DurableStatus = "running"',
+            asleep: f'WorkflowId = "{asleep}" AND DurableStatus = "sleeping"'
+            ' AND DurableStep = "pause"',
         }
         found: dict[str, list[str]] = {}
         for _ in range(100):
@@ -119,9 +122,10 @@ async def test_status_and_step_are_search_attributes_for_the_ui(
             await handle.cancel()
             with pytest.raises(RunCancelled):
                 await handle.result()
-    assert found == {running.id: [running.id], sleeping.id: [sleeping.id]}, (
-        "the UI filters on DurableStatus / DurableStep find the running and the sleeping run"
-    )
+    assert found == {
+        running.workflow_id: [running.workflow_id],
+        sleeping.workflow_id: [sleeping.workflow_id],
+    }, "the UI filters on DurableStatus / DurableStep find the running and the sleeping run"
 
 
 async def execute_example(
@@ -168,7 +172,7 @@ async def test_the_sandbox_stops_workflow_code_that_reads_the_wall_clock(
         handle = await client.start(sandboxed.wall_clock, {})
         failures: list[str] = []
         for _ in range(100):
-            history = await dev_client.get_workflow_handle(handle.id).fetch_history()
+            history = await dev_client.get_workflow_handle(handle.workflow_id).fetch_history()
             failures = [
                 e.workflow_task_failed_event_attributes.failure.message
                 for e in history.events
@@ -177,6 +181,6 @@ async def test_the_sandbox_stops_workflow_code_that_reads_the_wall_clock(
             if failures:
                 break
             await asyncio.sleep(0.1)
-        await dev_client.get_workflow_handle(handle.id).terminate("test done")
+        await dev_client.get_workflow_handle(handle.workflow_id).terminate("test done")
     assert failures, "the run should be held with a failed workflow task"
     assert "datetime.datetime.now" in failures[0]

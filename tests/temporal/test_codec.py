@@ -103,7 +103,7 @@ async def run_canary(client: Client, task_queue: str) -> tuple[str, str, Reveale
         durable_client = TemporalDurableClient(client, REGISTRY, task_queue)
         handle = await durable_client.start(carry_secret, Secret(canary=canary))
         out = await handle.result()
-    return handle.id, canary, out
+    return handle.workflow_id, canary, out
 
 
 async def test_a_canary_secret_appears_nowhere_in_the_exported_history(
@@ -138,10 +138,14 @@ async def test_keys_rotate_without_stranding_runs_started_with_the_old_key(
         carry_secret, Secret(canary=canary)
     )
     async with build_worker(rotated, REGISTRY, task_queue):
-        out = await TemporalDurableClient(rotated, REGISTRY, task_queue).get(handle.id).result()
+        out = (
+            await TemporalDurableClient(rotated, REGISTRY, task_queue)
+            .get(handle.workflow_id)
+            .result()
+        )
     assert out.given == canary
 
-    history = await dev.get_workflow_handle(handle.id).fetch_history()
+    history = await dev.get_workflow_handle(handle.workflow_id).fetch_history()
     started = first(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
     scheduled = first(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     stepped = first(history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
@@ -155,9 +159,9 @@ async def test_keys_rotate_without_stranding_runs_started_with_the_old_key(
     )
 
     # With the old key retired, what k2 wrote still reads; what k1 wrote is a clear error.
-    assert await TemporalDurableClient(only_new, REGISTRY, task_queue).get(handle.id).result() == (
-        out
-    )
+    assert await TemporalDurableClient(only_new, REGISTRY, task_queue).get(
+        handle.workflow_id
+    ).result() == (out)
     old_input = list(started.workflow_execution_started_event_attributes.input.payloads)
     with pytest.raises(UnknownEncryptionKey) as caught:
         await only_new.data_converter.decode(old_input, [Secret])

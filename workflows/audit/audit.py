@@ -237,7 +237,7 @@ async def _review(ctx: durable.WorkflowContext, params: AuditParams, state: Audi
             answer = await ctx.step.wait_for_event(
                 ctx.step.indexed("await-decision"),
                 ApprovalResolved,
-                where={"data.run_id": ctx.workflow_id},
+                where={"data.workflow_id": ctx.workflow_id},
                 timeout=left,
             )
         if answer is None:

@@ -62,7 +62,7 @@ class GroupResult(BaseModel):
 
 class OrgRun(BaseModel):
     org_id: str
-    run_id: str
+    workflow_id: str
 
 
 class ConsolidateOutput(BaseModel):
@@ -157,7 +157,7 @@ async def _start_per_org(
             data=input, tenancy=durable.Tenancy(org_id=org) if org else None
         )
         event_id = await ctx.step.send_event(f"start:{org}", event)
-        out.started.append(OrgRun(org_id=org, run_id=f"{ORG_WORKFLOW}:{event_id}"))
+        out.started.append(OrgRun(org_id=org, workflow_id=f"{ORG_WORKFLOW}:{event_id}"))
     return out
 
 

@@ -129,13 +129,13 @@ def proposal_table(items: list[TriageItem]) -> str:
     return "\n".join(rows)
 
 
-def how_to_answer(run_id: str, timeout: str) -> str:
+def how_to_answer(workflow_id: str, timeout: str) -> str:
     return (
         f"Answer within {timeout}:\n\n"
-        f"- approve: `durable approve {run_id}`\n"
-        f'- revise: `durable approve {run_id} --decision revise --notes "ENG-3 priority 1; '
+        f"- approve: `durable approve {workflow_id}`\n"
+        f'- revise: `durable approve {workflow_id} --decision revise --notes "ENG-3 priority 1; '
         f'ENG-4 owner Grace Hopper"`\n'
-        f'- reject: `durable approve {run_id} --decision reject --notes "why"`'
+        f'- reject: `durable approve {workflow_id} --decision reject --notes "why"`'
     )
 
 

@@ -119,7 +119,7 @@ async def await_decision(
 ) -> Approval | None:
     """Wait for `durable approve <this run> [--item ITEM]` (rensei/approval.resolved); None
     after `timeout`."""
-    where: dict[str, Any] = {"data.run_id": ctx.workflow_id, "data.item": item}
+    where: dict[str, Any] = {"data.workflow_id": ctx.workflow_id, "data.item": item}
     answer = await ctx.step.wait_for_event(step_id, ApprovalResolved, where=where, timeout=timeout)
     return None if answer is None else answer.data
 

@@ -105,8 +105,12 @@ class TemporalRunHandle(Generic[Out]):
         self._output_type = output_type
 
     @property
-    def id(self) -> str:
+    def workflow_id(self) -> str:
         return self._handle.id
+
+    @property
+    def run_id(self) -> str | None:
+        return self._handle.result_run_id or self._handle.run_id
 
     @property
     def temporal(self) -> WorkflowHandle[Any, Any]:
@@ -127,12 +131,12 @@ class TemporalRunHandle(Generic[Out]):
             result: Out = await handle.result()
         except WorkflowFailureError as err:
             if isinstance(err.cause, CancelledError):
-                raise RunCancelled(self.id) from None
+                raise RunCancelled(self.workflow_id) from None
             message, kind = _failure_message(err.cause)
-            raise WorkflowFailed(self.id, message, cause_type=kind) from None
+            raise WorkflowFailed(self.workflow_id, message, cause_type=kind) from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRun(self.id) from None
+                raise UnknownRun(self.workflow_id) from None
             raise
         return result
 
@@ -141,7 +145,7 @@ class TemporalRunHandle(Generic[Out]):
             await self._handle.cancel(reason=reason)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRun(self.id) from None
+                raise UnknownRun(self.workflow_id) from None
             raise
 
     async def _describe_raw(self) -> WorkflowExecutionDescription:
@@ -149,7 +153,7 @@ class TemporalRunHandle(Generic[Out]):
             return await self._handle.describe()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise UnknownRun(self.id) from None
+                raise UnknownRun(self.workflow_id) from None
             raise
 
     async def describe(self) -> RunDescription:
@@ -179,8 +183,8 @@ class TemporalRunHandle(Generic[Out]):
         scope = (await raw.memo()).get(TENANCY_MEMO)
         return RunDescription(
             tenancy=Tenancy.model_validate(scope) if scope else None,
-            run_id=raw.id,
-            execution_id=raw.run_id,
+            workflow_id=raw.id,
+            run_id=raw.run_id,
             workflow=raw.workflow_type,
             status=status,
             current_steps=progress.current_steps if progress else [],
@@ -257,13 +261,13 @@ class TemporalDurableClient:
     ) -> TemporalRunHandle[Any]:
         wf = self.registry.workflow(workflow if isinstance(workflow, str) else workflow.id)
         arg = coerce_input(wf.input_type, input, f"workflow {wf.id!r}")
-        run_id = id or f"{wf.id}-{uuid.uuid4()}"
+        workflow_id = id or f"{wf.id}-{uuid.uuid4()}"
         memo, search_attributes = start_options(self._search_attributes_on, tenancy)
         try:
             handle = await self.temporal.start_workflow(
                 wf.id,
                 arg,
-                id=run_id,
+                id=workflow_id,
                 task_queue=self.task_queue,
                 result_type=wf.output_type,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -274,7 +278,7 @@ class TemporalDurableClient:
                 search_attributes=search_attributes,
             )
         except WorkflowAlreadyStartedError:
-            raise RunAlreadyStarted(run_id) from None
+            raise RunAlreadyStarted(workflow_id) from None
         return TemporalRunHandle(self.temporal, handle, self.registry, wf.output_type)
 
     async def send_event(self, event: Event[Any]) -> EventReceipt:
@@ -282,7 +286,7 @@ class TemporalDurableClient:
             raise EventError("events need a database: configure DATABASE_URL (or run durable dev)")
         return await self.events.send(event)
 
-    def get(self, run_id: str) -> TemporalRunHandle[Any]:
+    def get(self, workflow_id: str) -> TemporalRunHandle[Any]:
         return TemporalRunHandle(
-            self.temporal, self.temporal.get_workflow_handle(run_id), self.registry, None
+            self.temporal, self.temporal.get_workflow_handle(workflow_id), self.registry, None
         )

@@ -38,7 +38,10 @@ async def record(pm: Pm, linear: LocalLinear) -> dict[str, str]:
         assert out.counted == 3, out
         out = await second.result()
         assert "another run changed the note" in out.groups[0].error, out
-    return {"two_projects.json": first.id, "note_changed_meanwhile.json": second.id}
+    return {
+        "two_projects.json": first.workflow_id,
+        "note_changed_meanwhile.json": second.workflow_id,
+    }
 
 
 if __name__ == "__main__":

@@ -36,39 +36,39 @@ async def record(pm: Pm, linear: LocalLinear) -> dict[str, str]:
     runs: dict[str, str] = {}
     async with pm.running(linear) as client:
         triage = await pm.trigger(client, BacklogTriageRequested(data=BacklogTriageParams()))
-        await waiting_at(pm, triage.id, "await-approval#1")
-        await approve(client, triage.id, "revise", notes="ENG-10 priority 2")
-        await waiting_at(pm, triage.id, "await-approval#2")
-        await approve(client, triage.id)
+        await waiting_at(pm, triage.workflow_id, "await-approval#1")
+        await approve(client, triage.workflow_id, "revise", notes="ENG-10 priority 2")
+        await waiting_at(pm, triage.workflow_id, "await-approval#2")
+        await approve(client, triage.workflow_id)
         await triage.result()
-        runs["backlog_triage.json"] = triage.id
+        runs["backlog_triage.json"] = triage.workflow_id
 
         review = await pm.trigger(client, StatusReviewRequested(data=StatusReviewParams()))
         await review.result()
-        runs["status_review.json"] = review.id
+        runs["status_review.json"] = review.workflow_id
 
         sweep = await pm.trigger(client, StaleSweepRequested(data=StaleSweepParams(stale_days=5)))
-        await waiting_at(pm, sweep.id, "await-approval#1")
-        await approve(client, sweep.id)
+        await waiting_at(pm, sweep.workflow_id, "await-approval#1")
+        await approve(client, sweep.workflow_id)
         await sweep.result()
-        runs["stale_sweeper.json"] = sweep.id
+        runs["stale_sweeper.json"] = sweep.workflow_id
 
         params = AuditParams(projects=["Q3 Reliability"], recheck_after="1s")
         audit = await pm.trigger(client, AuditRequested(data=params))
-        await waiting_at(pm, audit.id, "await-decision#1")
-        await approve(client, audit.id, item="F1")
+        await waiting_at(pm, audit.workflow_id, "await-decision#1")
+        await approve(client, audit.workflow_id, item="F1")
         await audit.result()
-        runs["audit.json"] = audit.id
-        execution = (await audit.describe()).execution_id
-        runs["audit_project.json"] = f"{audit.id}:{execution}:analyse:Q3 Reliability"
+        runs["audit.json"] = audit.workflow_id
+        execution = (await audit.describe()).run_id
+        runs["audit_project.json"] = f"{audit.workflow_id}:{execution}:analyse:Q3 Reliability"
 
         memory = await client.start(consolidate_memory, ConsolidateInput())
         await memory.result()
-        runs["memory_consolidate.json"] = memory.id
+        runs["memory_consolidate.json"] = memory.workflow_id
 
         tick = await client.start(pm_tick, PmTick(agent="stale-sweeper"))
         out = await tick.result()
-        runs["pm_tick.json"] = tick.id
+        runs["pm_tick.json"] = tick.workflow_id
         for event_id in out.events:  # the sweep it started: not recorded, just ended
             await client.get(f"rensei/pm.stale-sweeper.run:{event_id}").cancel("recorded")
     return runs
