@@ -172,21 +172,25 @@ def show_status(desc: RunDescription) -> None:
     typer.echo(f"workflow id   {desc.workflow_id}")
     typer.echo(f"run id        {desc.run_id}")
     typer.echo(f"workflow type {desc.workflow}")
-    typer.echo(f"status     {desc.status.value}")
+    typer.echo(f"status        {desc.status.value}")
     if desc.current_steps:
-        typer.echo(f"step       {', '.join(desc.current_steps)}")
+        typer.echo(f"step          {', '.join(desc.current_steps)}")
     if desc.waiting_on:
-        typer.echo(f"waiting on {desc.waiting_on}")
+        typer.echo(f"waiting on    {desc.waiting_on}")
+    for command in desc.resolve_with:
+        typer.echo(f"resolve with  {command}")
+    for line in desc.ignored:
+        typer.echo(f"ignored       {line}")
     for retrying in desc.retrying:
-        typer.echo(f"retrying   {retrying}")
+        typer.echo(f"retrying      {retrying}")
     if desc.completed_steps is not None:
-        typer.echo(f"steps done {desc.completed_steps}")
+        typer.echo(f"steps done    {desc.completed_steps}")
     if desc.started_at:
-        typer.echo(f"started    {desc.started_at.isoformat(timespec='seconds')}")
+        typer.echo(f"started       {desc.started_at.isoformat(timespec='seconds')}")
     if desc.closed_at:
-        typer.echo(f"closed     {desc.closed_at.isoformat(timespec='seconds')}")
+        typer.echo(f"closed        {desc.closed_at.isoformat(timespec='seconds')}")
     if desc.failure:
-        typer.echo(f"failure    {desc.failure}")
+        typer.echo(f"failure       {desc.failure}")
 
 
 @app.command()

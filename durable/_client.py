@@ -26,7 +26,7 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     TERMINATED = "terminated"
     TIMED_OUT = "timed-out"
-    CONTINUED = "continued-as-new"
+    CONTINUED = "continued"
 
     @property
     def is_open(self) -> bool:
@@ -51,6 +51,10 @@ class RunDescription(BaseModel):
     retrying: list[str] = []
     # Who the run belongs to, as it was started (None: no org).
     tenancy: Tenancy | None = None
+    # How to resolve each open wait from Temporal's CLI (the `durable.resolve` Update).
+    resolve_with: list[str] = []
+    # Events handed to the run (by signal) that it could not use, and why; the latest last.
+    ignored: list[str] = []
 
     @property
     def current_step(self) -> str | None:

@@ -41,6 +41,10 @@ class Steps(ABC):
         self._used.add(step_id)
         return step_id
 
+    def claimed(self, step_id: str) -> bool:
+        """Whether this run has used `step_id`."""
+        return step_id in self._used
+
     def indexed(self, step_id: str) -> str:
         """Return a fresh id `step_id#N` for a step that repeats in a loop (N counts from 1)."""
         n = self._indexes.get(step_id, 0) + 1

@@ -141,7 +141,9 @@ async def approve(
     """What `durable approve RUN_ID --decision ... --notes ... --item ...` sends, for the org
     the runs belong to (only an event of a run's own org resolves its wait)."""
     await client.send_event(
-        ApprovalResolved(data=Approval(run_id=run_id, decision=decision, **data), tenancy=TENANCY)
+        ApprovalResolved(
+            data=Approval(workflow_id=run_id, decision=decision, **data), tenancy=TENANCY
+        )
     )
 
 

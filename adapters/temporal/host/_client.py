@@ -190,6 +190,8 @@ class TemporalRunHandle(Generic[Out]):
             current_steps=progress.current_steps if progress else [],
             waiting_on=progress.waiting_on if progress else None,
             completed_steps=progress.completed_steps if progress else None,
+            resolve_with=progress.resolve_with if progress else [],
+            ignored=progress.ignored if progress else [],
             started_at=raw.start_time,
             closed_at=raw.close_time,
             failure=failure,

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -61,12 +61,15 @@ from ._event_activities import (
     SettleAny,
     Settled,
     Slot,
+    TakeEvent,
+    Taken,
     acquire_slot,
     close_wait,
     register_wait,
     release_slot,
     send_event,
     settle_any,
+    take_event,
 )
 from ._progress import (
     SEARCH_ATTRIBUTES_MEMO,
@@ -74,12 +77,18 @@ from ._progress import (
     STATUS_ATTRIBUTE,
     STEP_ATTRIBUTE,
     TENANCY_MEMO,
+    TRIGGER_ATTRIBUTE,
     WAITING_ON_ATTRIBUTE,
     RunProgress,
     start_details,
     start_options,
+    start_tenancy,
 )
+from ._resolve import OpenWait, Resolver, Waits
 from ._retry import ALWAYS_NON_RETRYABLE, to_temporal
+
+# Runs started before DurableStatus told how a run ended replay without that last upsert.
+FINAL_STATUS_PATCH = "durable.final-status"
 
 # The store calls behind waits and slots are idempotent: while PostgreSQL is away they retry
 # (every 30 s at most) until it is back, rather than fail the run.
@@ -115,6 +124,9 @@ class _Progress:
     def __init__(self, search_attributes: bool) -> None:
         self.state = RunProgress()
         self.search_attributes = search_attributes
+        # What else the details say: how to resolve each open wait, what the run ignored.
+        self.hints: Callable[[], list[str]] = list
+        self.ignored: Callable[[], list[str]] = list
         self._kind: str | None = None  # the detailed status while waiting
         self._waiting_for = ""
         # What the run was started with (our client starts runs as "running"): no upsert needed.
@@ -129,7 +141,10 @@ class _Progress:
         state = self.state
         step = state.current_steps[-1] if state.current_steps else ""
         details = state.waiting_on or (f"running {', '.join(state.current_steps)}" if step else "")
-        workflow.set_current_details(details)
+        state.resolve_with, state.ignored = self.hints(), self.ignored()
+        lines = [details, *(f"resolve it: {h}" for h in state.resolve_with)]
+        lines += [f"ignored: {line}" for line in state.ignored[-3:]]
+        workflow.set_current_details("\n".join(line for line in lines if line))
         running = state.status is RunStatus.RUNNING
         current = (
             state.status.value if running else (self._kind or state.status.value),
@@ -145,6 +160,56 @@ class _Progress:
                     WAITING_ON_ATTRIBUTE.value_set(current[2]),
                 ]
             )
+
+    def begin(self) -> None:
+        """A run started without DurableStatus (from Temporal's own CLI or SDK) says
+        "running", and without DurableTrigger "temporal"."""
+        started = workflow.info().typed_search_attributes
+        status: str | None = started.get(STATUS_ATTRIBUTE)
+        if not self.search_attributes or status:
+            return
+        updates: list[SearchAttributeUpdate[Any]] = [
+            STATUS_ATTRIBUTE.value_set(RunStatus.RUNNING.value)
+        ]
+        if not started.get(TRIGGER_ATTRIBUTE):
+            updates.append(TRIGGER_ATTRIBUTE.value_set("temporal"))
+        self._published = (RunStatus.RUNNING.value, "", "")
+        workflow.upsert_search_attributes(updates)
+
+    def finish(self, status: RunStatus) -> None:
+        """DurableStatus says how the run ended (completed, failed, cancelled, continued;
+        timed-out just before its deadline). Runs recorded before this have no such upsert."""
+        self.state.status = status
+        workflow.set_current_details(status.value)
+        if not self.search_attributes or not workflow.patched(FINAL_STATUS_PATCH):
+            return
+        self._published = (status.value, "", "")
+        workflow.upsert_search_attributes(
+            [
+                STATUS_ATTRIBUTE.value_set(status.value),
+                STEP_ATTRIBUTE.value_set(""),
+                WAITING_ON_ATTRIBUTE.value_set(""),
+            ]
+        )
+
+    def next_run_attributes(self) -> TypedSearchAttributes | None:
+        """A continue-as-new's search attributes: this run's, beginning "running" again."""
+        if not self.search_attributes:
+            return None
+        kept = [
+            pair
+            for pair in workflow.info().typed_search_attributes
+            if pair.key.name not in (STATUS_ATTRIBUTE.name, STEP_ATTRIBUTE.name)
+            and pair.key.name != WAITING_ON_ATTRIBUTE.name
+        ]
+        return TypedSearchAttributes(
+            [*kept, SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
+        )
+
+    def refresh(self) -> None:
+        """Say anew what the run waits for (the details; search attributes change only with
+        the status)."""
+        self._publish()
 
     async def track(
         self,
@@ -207,10 +272,11 @@ def _is_cancel(err: BaseException) -> bool:
 
 
 class TemporalSteps(Steps):
-    def __init__(self, progress: _Progress, inbox: Inbox) -> None:
+    def __init__(self, progress: _Progress, inbox: Inbox, waits: Waits) -> None:
         super().__init__()
         self._progress = progress
         self._inbox = inbox
+        self.waits = waits
         self.trigger: BaseModel | None = None  # the run's input, for `match`
         # When the run began: its first execution's start, across continue-as-new. Waits
         # count events received since then.
@@ -359,7 +425,7 @@ class TemporalSteps(Steps):
         doc = self._match_document(event, match, where)
 
         async def wait() -> E | None:
-            found = await self._wait_for(step_id, name, doc, limit)
+            found = await self._wait_for(step_id, name, doc, limit, event)
             return None if found is None else event.model_validate(found)
 
         return await self._progress.track(
@@ -372,10 +438,32 @@ class TemporalSteps(Steps):
         )
 
     async def _wait_for(
-        self, step_id: str, name: str, doc: dict[str, Any], limit: timedelta | None
+        self,
+        step_id: str,
+        name: str,
+        doc: dict[str, Any],
+        limit: timedelta | None,
+        event: type[Event[Any]] | None = None,
     ) -> dict[str, Any] | None:
         """Register a wait (claiming a matching stored event at once) and await its signal;
-        with a limit, time it out in the store, where an event may have won the race."""
+        with a limit, time it out in the store, where an event may have won the race. A wait
+        for an `event` type is open to the run's Update and signal meanwhile."""
+        if event is None:
+            return await self._wait_in_store(step_id, name, doc, limit)
+        self.waits.open[step_id] = OpenWait(step_id, step_id, event, doc)
+        self._progress.refresh()
+        try:
+            found = await self._wait_in_store(step_id, name, doc, limit)
+        finally:
+            self.waits.open.pop(step_id, None)
+            self._progress.refresh()
+        if found is not None:
+            self.waits.taken[step_id] = str(found.get("id", ""))
+        return found
+
+    async def _wait_in_store(
+        self, step_id: str, name: str, doc: dict[str, Any], limit: timedelta | None
+    ) -> dict[str, Any] | None:
         info = workflow.info()
         ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
         claimed = await self._bookkeeping(
@@ -387,6 +475,8 @@ class TemporalSteps(Steps):
         )
         if claimed.event is not None:
             return claimed.event
+        if step_id in self.waits.open:
+            self.waits.open[step_id].registered = True
         try:
             await workflow.wait_condition(
                 lambda: step_id in self._inbox,
@@ -470,6 +560,9 @@ class TemporalSteps(Steps):
                     keep = sub_id
                     break
             if keep is None:
+                for sub_id, option, doc in zip(subs, options, docs, strict=True):
+                    self.waits.open[sub_id] = OpenWait(sub_id, step_id, option.event, doc, True)
+                self._progress.refresh()
                 with contextlib.suppress(builtins.TimeoutError):
                     await workflow.wait_condition(
                         lambda: any(s in self._inbox for s in subs),
@@ -477,17 +570,23 @@ class TemporalSteps(Steps):
                         timeout_summary=f"{step_id}: timeout",
                     )
                 keep = next((s for s in self._inbox if s in subs), None)
-            settled = await self._bookkeeping(
-                settle_any,
-                SettleAny(
-                    workflow_id=info.workflow_id, run_id=info.run_id, step_ids=subs, keep=keep
-                ),
-                Settled,
-                step_id,
-                "withdraw the others",
-            )
+            try:
+                settled = await self._bookkeeping(
+                    settle_any,
+                    SettleAny(
+                        workflow_id=info.workflow_id, run_id=info.run_id, step_ids=subs, keep=keep
+                    ),
+                    Settled,
+                    step_id,
+                    "withdraw the others",
+                )
+            finally:
+                for sub_id in subs:
+                    self.waits.open.pop(sub_id, None)
+                self._progress.refresh()
             if settled.step_id is None or settled.event is None:
                 return None
+            self.waits.taken[settled.step_id] = str(settled.event.get("id", ""))
             return options[subs.index(settled.step_id)].event.model_validate(settled.event)
 
         return await self._progress.track(
@@ -569,14 +668,31 @@ class TemporalContext(WorkflowContext):
         self, search_attributes: bool, inbox: Inbox, definition: DurableWorkflow[Any, Any]
     ) -> None:
         self.progress = _Progress(search_attributes)
-        self.step = TemporalSteps(self.progress, inbox)
+        self.background: list[asyncio.Task[None]] = []  # the run's own timers, not steps
+        waits = Waits()
+        self.step = TemporalSteps(self.progress, inbox, waits)
         self.definition = definition
         started = workflow.memo_value(STARTED_MEMO, None, type_hint=str)
         if started:
             self.step.started_at = datetime.fromisoformat(started)
-        scope = workflow.memo_value(TENANCY_MEMO, None, type_hint=dict)
-        if scope:
-            self.step.tenancy = Tenancy.model_validate(scope)
+        self.resolver = Resolver(
+            waits, inbox, lambda: self.step.tenancy, self._take, self.progress.refresh
+        )
+        self.progress.hints = self.resolver.hints
+        self.progress.ignored = lambda: waits.ignored
+
+    async def _take(self, wait: OpenWait, request: TakeEvent) -> Taken:
+        return await self.step._bookkeeping(
+            take_event, request, Taken, wait.shown, f"take {request.type}"
+        )
+
+    def begin(self, arg: BaseModel) -> None:
+        """Take the run's tenancy (the memo our starts set, else the DurableOrgId,
+        DurableWorkspaceId and DurableProjectId search attributes a Temporal user sets), and
+        make DurableStatus and DurableTrigger say what they should for a run started without
+        them. Raises InputValidationError for a tenancy that cannot be."""
+        self.step.tenancy = start_tenancy(arg)
+        self.progress.begin()
 
     @property
     def tenancy(self) -> Tenancy:
@@ -586,8 +702,10 @@ class TemporalContext(WorkflowContext):
         arg = coerce_input(
             self.definition.input_type, input, f"continue_as_new of {self.definition.id!r}"
         )
+        self.progress.finish(RunStatus.CONTINUED)
         workflow.continue_as_new(
             arg,
+            search_attributes=self.progress.next_run_attributes(),
             memo={
                 SEARCH_ATTRIBUTES_MEMO: self.progress.search_attributes,
                 STARTED_MEMO: self.step.started_at.isoformat(),

@@ -43,6 +43,22 @@ class Settled(BaseModel):
     event: dict[str, Any] | None = None
 
 
+class TakeEvent(BaseModel):
+    """An event a run was handed through Temporal (Update or signal): store it as its org's,
+    and close the run's wait it resolves."""
+
+    workflow_id: str
+    run_id: str
+    type: str
+    event: dict[str, Any]
+
+
+class Taken(BaseModel):
+    step_id: str | None = None  # the run's wait it resolved in the store
+    event: dict[str, Any] | None = None  # as stored
+    duplicate: bool = False
+
+
 class SendEvent(BaseModel):
     type: str
     event: dict[str, Any]
@@ -58,6 +74,9 @@ register_wait = durable.declare_activity(
 )
 close_wait = durable.declare_activity(
     "durable.close-wait", CloseWait, MaybeEvent, fast=True, timeout="10s"
+)
+take_event = durable.declare_activity(
+    "durable.take-event", TakeEvent, Taken, fast=True, timeout="30s"
 )
 settle_any = durable.declare_activity(
     "durable.settle-any", SettleAny, Settled, fast=True, timeout="10s"
@@ -127,6 +146,19 @@ class EventActivities:
             input.workflow_id, input.run_id, input.step_ids, input.keep, org_id=_org()
         )
         return Settled(step_id=step_id, event=stored.document() if stored else None)
+
+    @durable.implements(take_event)
+    async def take_event(self, input: TakeEvent) -> Taken:
+        scope = input.event.get("tenancy") or {}
+        if scope.get("org_id", "") != _org():
+            raise durable.NonRetryableError("an event handed to a run is of the run's org")
+        try:
+            step_id, stored, duplicate = await self._ingress.take(
+                input.type, input.event, input.workflow_id, input.run_id
+            )
+        except durable.EventConflict as err:
+            raise durable.NonRetryableError(str(err), kind="EventConflict") from None
+        return Taken(step_id=step_id, event=stored, duplicate=duplicate)
 
     @durable.implements(send_event)
     async def send_event(self, input: SendEvent) -> Sent:

@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from durable import DurableWorkflow, EventTrigger, Registry
+from durable import DurableWorkflow, EventTrigger, Registry, Tenancy
 from durable._events import Event, EventNotAcknowledged, EventReceipt, check_size
 from durable._limits import key_of
 from store import (
@@ -75,19 +75,19 @@ class EventIngress:
         self.task_queue = task_queue
         self.route = route
 
-    def _triggered(self, event: Event[Any], document: dict[str, Any]) -> list[StartRequest]:
+    def _triggered(self, event_type: str, document: dict[str, Any]) -> list[StartRequest]:
         """The starts `event` (whose JSON form is `document`) triggers, with their limits."""
         return [
             StartRequest(
                 wf.id,
-                f"{wf.id}:{event.id}",
+                f"{wf.id}:{document['id']}",
                 _throttle_key(wf, document),
                 (key_of(document, wf.concurrency.key), wf.concurrency.limit)
                 if wf.concurrency
                 else None,
             )
             for wf in self.registry.workflows
-            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event.type
+            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event_type
         ]
 
     async def send(self, event: Event[Any]) -> EventReceipt:
@@ -101,7 +101,7 @@ class EventIngress:
                 event.id,
                 event.type,
                 document["data"],
-                self._triggered(event, document),
+                self._triggered(event.type, document),
                 tenancy=event.tenancy,
             )
         except CONNECTION_ERRORS as err:
@@ -113,6 +113,34 @@ class EventIngress:
         for delivery in ingested.pending:
             await self.deliver(delivery, receipt)
         return receipt
+
+    async def take(
+        self, event_type: str, document: dict[str, Any], workflow_id: str, run_id: str
+    ) -> tuple[str | None, dict[str, Any] | None, bool]:
+        """Store an event a run was handed directly (by Update or signal) and make its
+        deliveries, except the one to that run, which is recorded as made: the run takes the
+        event itself. Returns the run's step the event resolved (None: none), the event as
+        stored, and whether its id was stored before. `document` is the event's JSON form,
+        already checked by the run against its wait. Connection errors propagate (the step
+        retries until the store is back)."""
+        tenancy = Tenancy.model_validate(document["tenancy"])
+        ingested = await self.store.ingest(
+            document["id"],
+            event_type,
+            document["data"],
+            self._triggered(event_type, document),
+            tenancy=tenancy,
+        )
+        step_id: str | None = None
+        for delivery in ingested.pending:
+            mine = delivery.workflow_id == workflow_id and delivery.run_id in (run_id, "")
+            if delivery.kind == "signal" and mine and step_id is None:
+                await self.store.finish(delivery, "delivered")
+                step_id = delivery.step_id
+            else:
+                await self.deliver(delivery)
+        stored = await self.store.get(document["id"], org_id=tenancy.org_id)
+        return step_id, stored.document() if stored else None, not ingested.new
 
     async def deliver(self, delivery: Delivery, receipt: EventReceipt | None = None) -> str:
         """Make one delivery and record its outcome; never raises for a failure the dispatcher

@@ -35,7 +35,7 @@ from durable import Tenancy
 from durable._tenancy import NO_TENANCY
 from store import StepAttempt, StepAudit
 
-from ._progress import TENANCY_MEMO
+from ._progress import run_scope
 
 log = logging.getLogger("durable.audit")
 
@@ -76,8 +76,8 @@ class _TenancyWorkflowInbound(WorkflowInboundInterceptor):
 
 
 def _with_tenancy(headers: Any) -> dict[str, Payload]:
-    scope = workflow.memo_value(TENANCY_MEMO, None, type_hint=dict)
-    if not scope:
+    scope = run_scope()
+    if not any(scope.values()):
         return dict(headers)
     return {**headers, TENANCY_HEADER: workflow.payload_converter().to_payload(scope)}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from durable import RunStatus, Tenancy
+from durable import Event, InputValidationError, RunStatus, Tenancy
 from durable._tenancy import NO_TENANCY
 
 DESCRIBE_QUERY = "durable.describe"
@@ -49,6 +50,48 @@ class RunProgress(BaseModel):
     current_steps: list[str] = []
     waiting_on: str | None = None
     completed_steps: int = 0
+    resolve_with: list[str] = []  # the command that resolves each open wait
+    ignored: list[str] = []  # events handed to the run that it could not use, and why
+
+
+# What a Temporal user passes to give a run its org, as `temporal workflow start` spells it.
+TENANCY_HINT = (
+    "--search-attribute 'DurableOrgId=\"acme\"' (and DurableWorkspaceId, DurableProjectId)"
+)
+
+
+def run_scope() -> dict[str, Any]:
+    """The run's tenancy as given at start (not yet validated): the memo `durable start` and
+    the event ingress set, else the DurableOrgId, DurableWorkspaceId and DurableProjectId
+    search attributes a Temporal user sets."""
+    scope = workflow.memo_value(TENANCY_MEMO, None, type_hint=dict)
+    if scope:
+        return dict(scope)
+    attrs = workflow.info().typed_search_attributes
+    return {
+        "org_id": attrs.get(ORG_ATTRIBUTE) or "",
+        "workspace_id": attrs.get(WORKSPACE_ATTRIBUTE) or "",
+        "project_id": attrs.get(PROJECT_ATTRIBUTE) or "",
+    }
+
+
+def start_tenancy(arg: BaseModel) -> Tenancy:
+    """The tenancy a run was started with: the memo `durable start` and the event ingress set,
+    else the DurableOrgId, DurableWorkspaceId and DurableProjectId search attributes. An input
+    event whose own `tenancy` says otherwise is refused rather than ignored."""
+    try:
+        tenancy = Tenancy.model_validate(run_scope())
+    except ValidationError as err:
+        raise InputValidationError("the run's tenancy", str(err)) from None
+    named = arg.tenancy if isinstance(arg, Event) else None
+    if named is not None and named.org_id != tenancy.org_id:
+        started = f"for org {tenancy.org_id!r}" if tenancy.org_id else "for no org"
+        raise InputValidationError(
+            "the run's tenancy",
+            f"the input event names org {named.org_id!r} but the run was started {started}; "
+            f"a Temporal start gives the org with {TENANCY_HINT}",
+        )
+    return tenancy
 
 
 def start_options(
