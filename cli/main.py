@@ -200,7 +200,11 @@ def dev(
     ] = True,
 ) -> None:
     """Run the whole product locally: Temporal dev server (UI on :8233), PostgreSQL and the
-    worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
+    worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all. While
+    it runs, the other commands find its data folder from any directory: DURABLE_DATA_DIR if
+    set, else a .durable folder with a running stack in the current directory or above it,
+    else the record it writes in $XDG_STATE_HOME/durable/dev.json (default
+    ~/.local/state/durable/dev.json, owner-only; a record of a stopped stack is ignored).
 
     TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
     from api.serve import NotStarting, check_config
