@@ -218,6 +218,23 @@ def database_url(settings: Settings) -> str:
     return embedded_url(socket_dir)
 
 
+def database_unreachable(err: DatabaseUnreachable, settings: Settings) -> str:
+    """`err` for a CLI user: which setting led to the database it could not reach."""
+    if not err.shown:  # not a connection attempt: `database_url` said why already
+        return str(err)
+    if settings.database_url is not None:
+        return (
+            f"cannot connect to PostgreSQL at {err.shown} (from DATABASE_URL): {err.why};"
+            " check DATABASE_URL, or unset it to use the embedded stack of `durable dev`"
+        )
+    found = locate_data_dir(settings)
+    return (
+        f"cannot connect to PostgreSQL at {err.shown}: {err.why}; DATABASE_URL is not set, so"
+        f" the CLI used the embedded stack of `durable dev` in {found.path} ({found.source}),"
+        " which did not take the connection: is `durable dev` still starting?"
+    )
+
+
 async def durable_client(settings: Settings, *, events: bool = False) -> TemporalDurableClient:
     """A client for call sites (CLI, API); with `events`, one that can send events."""
     client = await connect_temporal(settings)
