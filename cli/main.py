@@ -32,7 +32,7 @@ from durable import (
     parse_event,
 )
 from store import DatabaseUnreachable, EventStore, ProgressLine, SessionRecord, result_ref
-from workers.runtime import TemporalUnreachable
+from workers.runtime import TemporalUnreachable, database_unreachable
 from workers.settings import Settings
 
 T = TypeVar("T")
@@ -75,7 +75,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise fail(Exit.USAGE, f"{err}; pick another --id") from None
     except (WorkflowFailed, RunCancelled) as err:
         raise fail(Exit.RUN_FAILED, str(err)) from None
-    except (TemporalUnreachable, DatabaseUnreachable, EventNotAcknowledged) as err:
+    except DatabaseUnreachable as err:  # names the setting that led to that database
+        raise fail(Exit.UNAVAILABLE, database_unreachable(err, Settings())) from None
+    except (TemporalUnreachable, EventNotAcknowledged) as err:
         raise fail(Exit.UNAVAILABLE, str(err)) from None
     except DurableError as err:
         raise fail(Exit.USAGE, str(err)) from None
@@ -207,7 +209,11 @@ def dev(
     ] = True,
 ) -> None:
     """Run the whole product locally: Temporal dev server (UI on :8233), PostgreSQL and the
-    worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all.
+    worker, keeping data in DURABLE_DATA_DIR (default ./.durable). Ctrl-C stops it all. While
+    it runs, the other commands find its data folder from any directory: DURABLE_DATA_DIR if
+    set, else a .durable folder with a running stack in the current directory or above it,
+    else the record it writes in $XDG_STATE_HOME/durable/dev.json (default
+    ~/.local/state/durable/dev.json, owner-only; a record of a stopped stack is ignored).
 
     TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
     from api.serve import NotStarting, check_config

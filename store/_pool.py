@@ -10,7 +10,17 @@ import asyncpg
 
 
 class DatabaseUnreachable(RuntimeError):
-    """Postgres could not be reached at the configured DATABASE_URL."""
+    """Postgres could not be reached at the configured DATABASE_URL.
+
+    Attributes:
+        shown: The DSN it tried, redacted ('' when none was tried).
+        why: What went wrong, with any password scrubbed.
+    """
+
+    def __init__(self, message: str, *, shown: str = "", why: str = "") -> None:
+        super().__init__(message)
+        self.shown = shown
+        self.why = why
 
 
 # What a call raises when the server is down, restarting or cut off mid-statement: no socket
@@ -120,7 +130,9 @@ async def create_pool(
         why = scrub(str(err), dsn) or type(err).__name__
         raise DatabaseUnreachable(
             f"cannot connect to Postgres at {redact(dsn)}: {why}. "
-            f"Check DATABASE_URL, or unset it to use the embedded database."
+            f"Check DATABASE_URL, or unset it to use the embedded database.",
+            shown=redact(dsn),
+            why=why,
         ) from err
     assert pool is not None
     return pool

@@ -3,10 +3,11 @@ embedded PostgreSQL, all on 127.0.0.1 (Postgres on a Unix socket), stopped at se
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +20,23 @@ from store import create_pool, migrate
 from workers.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
 BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home() -> Iterator[None]:
+    """XDG_STATE_HOME in a folder of this session's: the records `durable dev` keeps of its
+    stack (workers/locate.py) never land in the user's, and the CLI in a test never finds a
+    developer's running stack through one."""
+    before = os.environ.get("XDG_STATE_HOME")
+    with tempfile.TemporaryDirectory(prefix="durable-state-") as tmp:
+        os.environ["XDG_STATE_HOME"] = tmp
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("XDG_STATE_HOME", None)
+            else:
+                os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

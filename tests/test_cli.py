@@ -42,11 +42,14 @@ async def worker_process(env: dict[str, str]) -> AsyncIterator[asyncio.subproces
     assert code == 0, f"durable worker exited {code} on SIGTERM"
 
 
-async def durable(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def durable(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         DURABLE,
         *args,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -46,13 +46,14 @@ class Stderr:
 
 @asynccontextmanager
 async def dev_stack(
-    env: dict[str, str], *args: str
+    env: dict[str, str], *args: str, cwd: Path | None = None
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, Stderr]]:
     process = await asyncio.create_subprocess_exec(
         str(BIN / "durable"),
         "dev",
         *args,
         env={**os.environ, **env},
+        cwd=cwd,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

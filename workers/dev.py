@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from activities.linear.local_schema import SchemaMissing, schema_path
@@ -32,6 +33,7 @@ from .embedded import (
     ensure_app_login,
     private_dir,
 )
+from .locate import record_file, remove_record, write_record
 from .runtime import connect_temporal, make_worker, run_until_signalled
 from .settings import Settings
 from .telemetry import start_telemetry
@@ -101,6 +103,17 @@ async def start_local_linear(settings: Settings) -> tuple[LinearSteps | None, Lo
     return steps, server
 
 
+def remember_stack(settings: Settings) -> Path | None:
+    """Write the record that lets the CLI find this stack's data dir from any directory
+    (`workers.locate`); None, with a warning, when it cannot be written."""
+    try:
+        return write_record(settings.data_dir, postgres=settings.database_url is None)
+    except OSError as err:
+        say(f"warning: cannot write {record_file()} ({err}): the CLI finds this stack only")
+        say("         from this directory or with DURABLE_DATA_DIR set")
+        return None
+
+
 LOCAL_KEY_SCOPES = ["events:send", "runs:start", "runs:read", "approve"]
 
 
@@ -150,6 +163,9 @@ async def run_dev(
                 database_url = embedded_url(settings.data_dir.resolve() / "postgres")
                 pool = await create_pool(database_url)
             say(f"database ready ({len(applied)} migration(s) applied now)")
+            record = remember_stack(settings)
+            if record is not None:
+                stack.callback(remove_record)
             await ensure_local_key(pool, settings)
             client = await connect_temporal(
                 settings, telemetry, embedded=settings.temporal_address is None
@@ -171,6 +187,9 @@ async def run_dev(
                 say(f"  Temporal         {address}  namespace={settings.temporal_namespace}")
                 say(f"  task queue       {settings.task_queue}")
                 say(f"  API key (local)  in {settings.local_key_file} (the CLI uses it)")
+                if record is not None:
+                    say(f"  data             {settings.data_dir.resolve()}")
+                    say(f"                   the CLI finds it from any directory: {record}")
                 say(f"  DATABASE_URL     {redact(database_url)}")
                 if local_linear is not None:
                     say(f"  Linear (local)   {local_linear.url}  for org {LOCAL_ORG!r}")

@@ -43,6 +43,7 @@ from adapters.temporal import (
 )
 from durable import DurableClient, Registry
 from store import (
+    DatabaseUnreachable,
     EventStore,
     FleetStore,
     MemoryStore,
@@ -55,6 +56,7 @@ from workflows import registry as shipped_registry
 from workflows.agents import SESSION_WORKFLOW
 
 from .embedded import embedded_url
+from .locate import locate_data_dir
 from .settings import Settings
 from .telemetry import Telemetry, start_telemetry
 
@@ -200,11 +202,37 @@ def worker_registry(
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded PostgreSQL's socket in the data dir (`durable dev`), as
-    its app login."""
+    """DATABASE_URL, or the socket of the embedded PostgreSQL of the running `durable dev`, as
+    its app login, in the data dir found as `workers.locate` says, from any directory.
+
+    Raises:
+        DatabaseUnreachable: DATABASE_URL is not set and no embedded PostgreSQL runs there;
+            the message names the folder and the setting it came from.
+    """
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    return embedded_url(settings.data_dir / "postgres")
+    found = locate_data_dir(settings)
+    socket_dir = found.socket_dir
+    if socket_dir is None:
+        raise DatabaseUnreachable(found.not_running())
+    return embedded_url(socket_dir)
+
+
+def database_unreachable(err: DatabaseUnreachable, settings: Settings) -> str:
+    """`err` for a CLI user: which setting led to the database it could not reach."""
+    if not err.shown:  # not a connection attempt: `database_url` said why already
+        return str(err)
+    if settings.database_url is not None:
+        return (
+            f"cannot connect to PostgreSQL at {err.shown} (from DATABASE_URL): {err.why};"
+            " check DATABASE_URL, or unset it to use the embedded stack of `durable dev`"
+        )
+    found = locate_data_dir(settings)
+    return (
+        f"cannot connect to PostgreSQL at {err.shown}: {err.why}; DATABASE_URL is not set, so"
+        f" the CLI used the embedded stack of `durable dev` in {found.path} ({found.source}),"
+        " which did not take the connection: is `durable dev` still starting?"
+    )
 
 
 async def durable_client(settings: Settings, *, events: bool = False) -> TemporalDurableClient:

@@ -137,11 +137,15 @@ class Settings(BaseSettings):
         return self.data_dir / "api-key"
 
     def cli_api_key(self) -> str | None:
-        """DURABLE_API_KEY, else the key `durable dev` wrote, else None."""
+        """DURABLE_API_KEY, else the key `durable dev` wrote in its data dir (found from any
+        directory: `workers.locate`), else None."""
         if self.api_key is not None:
             return self.api_key.get_secret_value()
+        from .locate import locate_data_dir  # it reads settings: import it when used
+
         try:
-            return self.local_key_file.read_text().strip() or None
+            key_file = locate_data_dir(self).path / self.local_key_file.name
+            return key_file.read_text().strip() or None
         except OSError:
             return None
 
