@@ -73,8 +73,15 @@ async def test_step_ids_name_activities_timers_and_children_in_the_history(
         "research-2",
     ]
     # ... the short step ran as a local activity (a marker, no scheduled activity) ...
-    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    assert len(markers) == 1
+    markers = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    # ... and the UI names it by its step id, as it does a regular step.
+    converter = DataConverter.default.payload_converter
+    assert [converter.from_payload(m.user_metadata.summary, str) for m in markers] == ["plan"]
     # ... timers and the child carry their step ids too, and the child id is derived from the
     # parent run and the step id.
     assert await summaries(history, EventType.EVENT_TYPE_TIMER_STARTED) == ["cool-down", "settle"]
