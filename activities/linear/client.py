@@ -161,11 +161,13 @@ class LinearClient:
         team_id: str | None = None,
         project_id: str | None = None,
         updated_since: datetime | None = None,
+        without_label: str | None = None,
         page_size: int = 50,
         limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """Issues of a team or project, optionally only those updated since a time; follows
-        pages up to `limit`."""
+        """Issues of a team or project, optionally only those updated since a time, or only
+        those without a label of the name `without_label` (ignoring case); follows pages up
+        to `limit`."""
         filter_: dict[str, Any] = {}
         if team_id:
             filter_["team"] = {"id": {"eq": team_id}}
@@ -173,6 +175,13 @@ class LinearClient:
             filter_["project"] = {"id": {"eq": project_id}}
         if updated_since:
             filter_["updatedAt"] = {"gt": updated_since.astimezone(UTC).isoformat()}
+        if without_label:
+            # No label, or every label another: `every` alone would also do, but an issue
+            # with no labels at all must pass whichever way `every` reads an empty list.
+            filter_["or"] = [
+                {"labels": {"length": {"eq": 0}}},
+                {"labels": {"every": {"name": {"neqIgnoreCase": without_label}}}},
+            ]
         found: list[dict[str, Any]] = []
         after: str | None = None
         while len(found) < limit:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 import durable
 
 from .client import DEFAULT_URL, LinearClient, LinearCredential
+from .marks import REVIEW_LABEL, ensure_team_labels, is_marked, with_review_note
 
 
 class IssueRef(BaseModel):
@@ -38,6 +39,11 @@ class IssueSummary(IssueRef):
     project_id: str = ""
     updated_at: str = ""
 
+    @property
+    def marked_review(self) -> bool:
+        """One of the product's own review issues (see `marks`): never backlog."""
+        return is_marked(self.labels, self.description)
+
 
 class CreateIssue(BaseModel):
     id: str = Field(description="A UUID made by the workflow (ctx.uuid()): the idempotency key")
@@ -48,6 +54,11 @@ class CreateIssue(BaseModel):
     label_ids: list[str] = []
     state_id: str | None = None
     project_id: str | None = None
+    review: bool = Field(
+        False,
+        description="The product's own review issue: marked (label durable:review and a note) "
+        "so that triage and sweeps leave it alone",
+    )
 
 
 class UpdateIssue(BaseModel):
@@ -76,6 +87,9 @@ class ListIssues(BaseModel):
     project_id: str | None = None
     updated_since: datetime | None = None
     limit: int = 200
+    exclude_reviews: bool = Field(
+        False, description="Leave out the product's own review issues (see `marks`)"
+    )
 
 
 class Issues(BaseModel):
@@ -300,16 +314,24 @@ class LinearSteps:
 
     @durable.implements(create_issue)
     async def create_issue(self, input: CreateIssue) -> IssueRef:
+        """Create the issue; a review issue carries the review label (made if the team lacks
+        it) and the review note, from its first version on."""
+        description, label_ids = input.description, list(input.label_ids)
         async with self._client() as client:
+            if input.review:
+                org = durable.activity_context().info.tenancy.org_id
+                (label,) = await ensure_team_labels(client, org, input.team_id, [REVIEW_LABEL])
+                description = with_review_note(description)
+                label_ids = list(dict.fromkeys([*label_ids, label["id"]]))
             created = await client.create_issue(
                 _without_none(
                     {
                         "id": input.id,
                         "teamId": input.team_id,
                         "title": input.title,
-                        "description": input.description,
+                        "description": description,
                         "priority": input.priority,
-                        "labelIds": input.label_ids or None,
+                        "labelIds": label_ids or None,
                         "stateId": input.state_id,
                         "projectId": input.project_id,
                     }
@@ -350,9 +372,14 @@ class LinearSteps:
                 team_id=input.team_id,
                 project_id=input.project_id,
                 updated_since=input.updated_since,
+                without_label=REVIEW_LABEL if input.exclude_reviews else None,
                 limit=input.limit,
             )
-        return Issues(issues=[_summary(issue) for issue in found])
+        issues = [_summary(issue) for issue in found]
+        if input.exclude_reviews:
+            # Once more on what came back: the note marks an issue whose label was removed.
+            issues = [issue for issue in issues if not issue.marked_review]
+        return Issues(issues=issues)
 
     @durable.implements(get_issues)
     async def get_issues(self, input: GetIssues) -> FoundIssues:
@@ -407,27 +434,8 @@ class LinearSteps:
         created here has an id derived from org, team and name, so a retry finds it."""
         org = durable.activity_context().info.tenancy.org_id
         async with self._client() as client:
-            existing = {
-                label["name"].lower(): label for label in await client.labels(input.team_id)
-            }
-            out: list[Label] = []
-            for name in dict.fromkeys(n.strip() for n in input.names if n.strip()):
-                label = existing.get(name.lower())
-                if label is None:
-                    label_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{org}/{input.team_id}/{name}"))
-                    try:
-                        label = await client.create_label(
-                            {"id": label_id, "name": name, "teamId": input.team_id}
-                        )
-                    except durable.NonRetryableError:
-                        # Made by an attempt that crashed before it completed: find it.
-                        again = {x["name"].lower(): x for x in await client.labels(input.team_id)}
-                        if name.lower() not in again:
-                            raise
-                        label = again[name.lower()]
-                    existing[name.lower()] = label
-                out.append(Label(id=label["id"], name=label["name"]))
-        return Labels(labels=out)
+            found = await ensure_team_labels(client, org, input.team_id, input.names)
+        return Labels(labels=[Label(id=label["id"], name=label["name"]) for label in found])
 
     @durable.implements(list_projects)
     async def list_projects(self, input: ListProjects) -> Projects:

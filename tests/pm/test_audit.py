@@ -27,6 +27,7 @@ from activities.agents import (
     local_agent_command,
 )
 from activities.linear.local_server import LocalLinear
+from activities.linear.marks import REVIEW_LABEL
 from activities.linear.steps import IssueRef
 from adapters.temporal import replay
 from workers.embedded import EmbeddedTemporal, free_port
@@ -36,7 +37,7 @@ from workflows.audit.models import AuditState, Finding
 
 from ..linear.conftest import TEST_ORG
 from .conftest import Pm, approve, waiting_at
-from .test_backlog_triage import comments_on
+from .test_backlog_triage import comments_on, view
 
 PROJECTS = {  # name -> issues moved into it
     "Billing": ["ENG-10"],
@@ -99,6 +100,7 @@ async def test_five_projects_in_parallel_reviewed_per_finding(
         assert posted["title"] == "Audit findings: 3 finding(s) over 5 project(s)"
         assert "Mobile app: analysis failed" in posted["description"]
         assert "model overloaded" in posted["description"], "with the agent's own words"
+        assert view(local_linear, posted["identifier"])[1] == {REVIEW_LABEL}, "not backlog"
         await approve(client, handle.workflow_id, item="F1")
         await approve(
             client, handle.workflow_id, "reject", item="F2", notes="known, tracked elsewhere"
@@ -130,6 +132,8 @@ async def test_five_projects_in_parallel_reviewed_per_finding(
         f"[Audit] {f.title}" for f in out.findings if f.status == "approved"
     )
     assert sorted(i["priority"] for i in filed) == [2, 4]
+    # Filed findings are work to triage like any other: no review mark.
+    assert all(REVIEW_LABEL not in view(local_linear, i["identifier"])[1] for i in filed)
     assert [p.issue.identifier for p in out.published] == [
         i["identifier"] for i in sorted(filed, key=lambda i: i["number"])
     ]

@@ -205,6 +205,7 @@ async def audit(ctx: durable.WorkflowContext, input: AuditRequested) -> AuditOut
                     f'`--decision revise --notes "..."`; without `--item`, every finding '
                     f"still pending."
                 ),
+                review=True,  # not backlog: triage and sweeps leave it alone
             ),
         )
         state = AuditState(

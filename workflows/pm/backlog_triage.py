@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 import durable
 from activities.agents import SessionRequest
+from activities.linear.marks import unmarked
 from activities.linear.steps import (
     EnsureLabels,
     IssueSummary,
@@ -45,6 +46,7 @@ from .common import (
     proposals_of,
     review,
     since_last_run,
+    without_reviews,
 )
 
 AGENT_ID = "pm-backlog-triage"
@@ -140,11 +142,13 @@ def how_to_answer(workflow_id: str, timeout: str) -> str:
 
 
 def _items(answer: AgentAnswer, asked: dict[str, IssueSummary]) -> list[TriageItem]:
+    """The agent's proposals for the issues asked about (`asked` holds no review issue), none
+    of them giving an issue the review label: that would hide it from every later triage."""
     items = proposals_of(answer, asked, TriageItem)
     if items is None:
         failed = {"status": "failed", "error": "the agent's answer has no proposals"}
         raise _AgentFailed(answer.model_copy(update=failed))
-    return items
+    return [item.model_copy(update={"labels": unmarked(item.labels)}) for item in items]
 
 
 @durable.workflow(
@@ -160,9 +164,13 @@ async def backlog_triage(
     since, now = await since_last_run(ctx, AGENT_ID, team.id, first_lookback=params.lookback)
     since = params.since or since
     changed = await ctx.step.run(
-        "fetch-issues", list_issues, ListIssues(team_id=team.id, updated_since=since)
+        "fetch-issues",
+        list_issues,
+        ListIssues(team_id=team.id, updated_since=since, exclude_reviews=True),
     )
-    todo = [issue for issue in changed.issues if needs_triage(issue)][: params.max_issues]
+    # Never another run's review issue (nor this one's, nor an audit's): they are not backlog.
+    backlog = without_reviews(ctx, changed.issues)
+    todo = [issue for issue in backlog if needs_triage(issue)][: params.max_issues]
     out = BacklogTriageOutput(status="nothing-to-triage", team=team.key, since=since)
     if not todo:
         await finished_run(ctx, AGENT_ID, team.id, now)
@@ -201,7 +209,7 @@ async def backlog_triage(
                         for issue in todo
                     ],
                     "members": [m.model_dump() for m in team.members],
-                    "labels": [label.name for label in team.labels],
+                    "labels": unmarked(label.name for label in team.labels),
                     "notes": "\n".join(all_notes),
                 },
                 runtime=params.runtime,

@@ -36,6 +36,10 @@ from workflows.events import Approval, ApprovalResolved
 
 T = TypeVar("T")
 
+# The patch that leaves the product's own review issues out of what a PM agent is given (runs
+# already past their fetch when it shipped keep the path they took).
+SKIP_REVIEW_ISSUES = "skip-review-issues"
+
 # The agent may answer this much later than its own timeout (its runtime stops it at the
 # timeout and the session announces `timed_out`; this covers the announcement).
 ANSWER_MARGIN = RUNTIME_GRACE + timedelta(minutes=1)
@@ -80,6 +84,15 @@ def proposals_of(
                 item.model_copy(update={"identifier": issue.identifier, "title": issue.title})
             )
     return items
+
+
+def without_reviews(ctx: durable.WorkflowContext, issues: list[IssueSummary]) -> list[IssueSummary]:
+    """`issues` without the product's own review issues (another run's proposal, an audit's
+    findings). The fetch (`ListIssues(exclude_reviews=True)`) leaves them out already; this
+    holds whatever step fetched them, e.g. one run by a worker that predates the mark."""
+    if not ctx.patched(SKIP_REVIEW_ISSUES):
+        return issues
+    return [issue for issue in issues if not issue.marked_review]
 
 
 async def consult_agent(
@@ -214,7 +227,8 @@ async def finished_run(
 class ReviewIssue:
     """The Linear issue a proposal is reviewed on: posted in round 1 (step `post-proposal`),
     each revision a comment on it (`post-revision#<round>`), then the outcome a comment
-    (`post-outcome`) and the issue closed as Done or Canceled (`close-review`)."""
+    (`post-outcome`) and the issue closed as Done or Canceled (`close-review`). It carries the
+    review mark (`activities.linear.marks`), so no triage or sweep takes it for backlog."""
 
     def __init__(self, ctx: durable.WorkflowContext, team: Team) -> None:
         self._ctx = ctx
@@ -229,7 +243,13 @@ class ReviewIssue:
             self.issue = await ctx.step.run(
                 "post-proposal",
                 create_issue,
-                CreateIssue(id=ctx.uuid(), team_id=self._team.id, title=title, description=body),
+                CreateIssue(
+                    id=ctx.uuid(),
+                    team_id=self._team.id,
+                    title=title,
+                    description=body,
+                    review=True,
+                ),
             )
             return
         await ctx.step.run(

@@ -44,6 +44,7 @@ from .common import (
     proposals_of,
     review,
     since_last_run,
+    without_reviews,
 )
 
 AGENT_ID = "pm-stale-sweeper"
@@ -126,11 +127,14 @@ async def stale_sweeper(
     # The first sweep looks at everything stale (back to a year before the staleness line).
     last, now = await since_last_run(ctx, AGENT_ID, team.id, first_lookback="365d")
     line, previous_line = now - stale_for, last - stale_for
-    found = await ctx.step.run("fetch-issues", list_issues, ListIssues(team_id=team.id))
+    found = await ctx.step.run(
+        "fetch-issues", list_issues, ListIssues(team_id=team.id, exclude_reviews=True)
+    )
+    # An open review issue (an audit's stays open) is not stale work to close or ping about.
     stale = sorted(
         (
             i
-            for i in found.issues
+            for i in without_reviews(ctx, found.issues)
             if i.state_type not in CLOSED_STATES
             and previous_line <= datetime.fromisoformat(i.updated_at.replace("Z", "+00:00")) < line
         ),
