@@ -248,6 +248,14 @@ async def cancellable(ctx: durable.WorkflowContext, input: Key) -> Outcome:
     return Outcome()
 
 
+@durable.workflow("conformance/continue-once.run")
+async def continue_once(ctx: durable.WorkflowContext, input: Key) -> Outcome:
+    """Starts afresh once (continue-as-new), then completes."""
+    if not ctx.continued:
+        ctx.continue_as_new(input)
+    return Outcome(values=[(await ctx.step.run("after", effect, input)).calls])
+
+
 @durable.workflow("conformance/bad-duration.run")
 async def bad_duration(ctx: durable.WorkflowContext, input: Key) -> Outcome:
     await ctx.step.sleep("nap", "3 fortnights")
@@ -271,6 +279,7 @@ WORKFLOWS: list[durable.DurableWorkflow[Any, Any]] = [
     duplicate,
     indexed,
     cancellable,
+    continue_once,
     bad_duration,
     patched,
     retry_after,

@@ -243,7 +243,7 @@ async def test_postgres_restart_while_200_events_are_sent(
                     for r in requests
                 ]
             )
-            waiting_ids = [h.id for h in waiting]
+            waiting_ids = [h.workflow_id for h in waiting]
 
             async def all_waiting() -> bool:
                 count = await pool.fetchval(

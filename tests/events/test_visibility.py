@@ -71,7 +71,7 @@ async def test_filter_runs_by_org_status_and_what_they_wait_on(events: Events) -
         summary = await desc.static_summary()
     attributes = desc.typed_search_attributes
     values = {pair.key.name: pair.value for pair in attributes}
-    assert values["DurableStatus"] == "running" and values["DurableWaitingOn"] == ""
+    assert values["DurableStatus"] == "completed" and values["DurableWaitingOn"] == ""
     assert (values["DurableWorkspaceId"], values["DurableProjectId"]) == ("ws", "triage")
     # The run reads well in the UI without opening payloads.
     assert summary is not None and summary.startswith("tests/review.run")

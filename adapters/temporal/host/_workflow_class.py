@@ -93,6 +93,12 @@ def _decode(wf: DurableWorkflow[Any, Any], raw: RawValue | None) -> Any:
     the run at once, saying what to pass."""
     if raw is None:
         raise InputValidationError(f"workflow {wf.id!r}", f"no input was given; {_input_hint(wf)}")
+    encoding = raw.payload.metadata.get("encoding", b"").decode(errors="replace")
+    if encoding != "json/plain":
+        raise InputValidationError(
+            f"workflow {wf.id!r}",
+            f"the input is not JSON (encoding {encoding!r}); {_input_hint(wf)}",
+        )
     try:
         data = workflow.payload_converter().from_payload(raw.payload)
     except Exception as err:
