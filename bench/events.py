@@ -22,6 +22,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
 from adapters.temporal import EventIngress, TemporalDurableClient, build_worker
+from durable import scoped_event_id
 from store import EventStore
 
 from .common import Row, p50_p95, pct, say
@@ -125,6 +126,24 @@ class DurableSide:
 
     def stored_id(self, event_id: str) -> str:
         return event_id
+
+
+class UpdateSide(DurableSide):
+    """The durable run answered through Temporal itself: the `durable.resolve` Update, whose
+    call returns once the run has stored the event and handed it to its wait."""
+
+    name = "durable.resolve Update"
+
+    async def send(self, run: Waiting, event_id: str) -> None:
+        answer = await run.temporal.execute_update(
+            "durable.resolve",
+            {"type": Approved.type, "id": event_id, "data": {"workflow_id": run.id}},
+        )
+        if answer.get("step_id") != "approval":
+            raise RuntimeError(f"the Update resolved {answer!r}, not the approval wait")
+
+    def stored_id(self, event_id: str) -> str:
+        return scoped_event_id("", event_id)  # a run of no org: ids are per org
 
 
 async def until_waiting(side: Side, run: Waiting) -> None:
@@ -318,19 +337,29 @@ async def measure_events(
     ingress = EventIngress(client, store, REGISTRY, f"{queue}-durable")
     durable_client = TemporalDurableClient(client, REGISTRY, f"{queue}-durable", events=ingress)
     raw, ours = RawSide(client, f"{queue}-raw"), DurableSide(durable_client, store)
+    update = UpdateSide(durable_client, store)
     raw_worker = Worker(client, task_queue=f"{queue}-raw", workflows=[RawWait])
     rows: list[Row] = []
     async with raw_worker, build_worker(client, REGISTRY, f"{queue}-durable", events=ingress):
         dispatcher = asyncio.create_task(ingress.run_dispatcher())  # beside the worker
         try:
             say(f"[{label}] send_event -> resume latency, {args.event_samples} runs each ...")
-            sends, totals = await alternate_latencies([raw, ours], args.event_samples)
+            sends, totals = await alternate_latencies([raw, ours, update], args.event_samples)
             rows += p50_p95(f"{label}: send_event -> resume", totals[0], totals[1])
             rows.append(
                 Row(
                     f"{label}: of which the send call (signal for raw), p50",
                     pct(sends[0], 0.5),
                     pct(sends[1], 0.5),
+                    "ms",
+                )
+            )
+            rows += p50_p95(f"{label}: durable.resolve Update -> resume", totals[0], totals[2])
+            rows.append(
+                Row(
+                    f"{label}: of which the Update call until its answer (signal for raw), p50",
+                    pct(sends[0], 0.5),
+                    pct(sends[2], 0.5),
                     "ms",
                 )
             )

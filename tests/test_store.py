@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 
@@ -64,6 +66,50 @@ async def test_waits_opened_before_orgs_take_their_runs_org_or_none(
         assert await migrate(old, upgrade) == upgrade
         rows = await old.fetch("SELECT workflow_id, org_id FROM waits ORDER BY workflow_id")
         assert [tuple(r) for r in rows] == [("wf-1", "acme"), ("wf-manual", "")]
+    finally:
+        await old.close()
+        await pool.execute(f"DROP DATABASE {name}")
+
+
+async def test_open_approval_waits_from_before_the_rename_match_the_new_approvals(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Migration 0017: an open wait for an approval that matched on data.run_id now matches on
+    data.workflow_id, which approvals send; resolved waits and other types are left alone, and
+    the audit's columns say run_id/workflow_id."""
+    name = f"rename_{free_port()}"
+    await pool.execute(f"CREATE DATABASE {name}")
+    url = database_url.replace("/postgres?", f"/{name}?")
+    old = await create_pool(url)
+    try:
+        await migrate(old, [m for m in MIGRATIONS if m.version <= 16])
+        rows = [
+            ("wf-open", "rensei/approval.resolved", '{"data": {"run_id": "wf-open", "item": ""}}'),
+            ("wf-other", "t/answer.sent", '{"data": {"run_id": "x"}}'),
+        ]
+        for workflow_id, event_type, match in rows:
+            await old.execute(
+                "INSERT INTO waits (workflow_id, run_id, step_id, event_type, match, not_before,"
+                " org_id) VALUES ($1, 'r', 's', $2, $3::jsonb, now(), 'acme')",
+                workflow_id,
+                event_type,
+                match,
+            )
+        await old.execute("INSERT INTO tenant_orgs (org_id) VALUES ('acme') ON CONFLICT DO NOTHING")
+        assert [m.version for m in await migrate(old)] == [m.version for m in MIGRATIONS][16:]
+        found = {
+            r["workflow_id"]: json.loads(r["match"])
+            for r in await old.fetch("SELECT workflow_id, match FROM waits")
+        }
+        assert found == {
+            "wf-open": {"data": {"workflow_id": "wf-open", "item": ""}},
+            "wf-other": {"data": {"run_id": "x"}},
+        }
+        columns = await old.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'step_executions' AND column_name LIKE '%_id'"
+        )
+        assert {"run_id", "workflow_id"} <= {c["column_name"] for c in columns}
     finally:
         await old.close()
         await pool.execute(f"DROP DATABASE {name}")

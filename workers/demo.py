@@ -68,7 +68,8 @@ async def run_demo(
     say(f"  watch it         {run_link(ui, namespace, workflow_id)}")
     while True:
         desc = await handle.describe()
-        if not desc.status.is_open or (desc.waiting_on and "approval" in desc.waiting_on):
+        waits = desc.waiting_on and "approval" in desc.waiting_on and desc.resolve_with
+        if not desc.status.is_open or waits:
             break
         await asyncio.sleep(0.5)
     if desc.status.is_open:
@@ -87,6 +88,9 @@ async def run_demo(
         say(f"    durable approve '{workflow_id}' --decision revise --notes 'ENG-10 priority 2'")
         say(f"    durable approve '{workflow_id}' --decision reject --notes 'not now'")
         say("    durable linear issues          # the local Linear's issues, before and after")
+        for command in desc.resolve_with:  # the same, with Temporal's own CLI
+            say("  or with Temporal's CLI:")
+            say(f"    {command}")
         say("")
     try:
         out: BacklogTriageOutput = await handle.result()

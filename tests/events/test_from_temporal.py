@@ -152,3 +152,21 @@ async def test_a_run_without_a_usable_input_fails_at_once_saying_what_to_pass(
     assert says in str(failed.value.cause)
     history = await handle.fetch_history()
     assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+
+
+async def test_an_input_events_tenancy_is_never_silently_ignored(events: Events) -> None:
+    """An event-triggered workflow started from Temporal with the trigger event as input: a
+    `tenancy` in that input without the DurableOrgId search attribute fails the run at once,
+    naming the way to give the org."""
+    async with events.running():
+        handle = await events.client.start_workflow(
+            "tests/approval.run",
+            {"data": {"request_id": "r1"}, "tenancy": {"org_id": "acme"}},
+            id=f"approval-{uuid.uuid4()}",
+            task_queue=events.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), 30)
+    said = str(failed.value.cause)
+    assert "the input event names org 'acme' but the run was started for no org" in said
+    assert "--search-attribute 'DurableOrgId=\"acme\"'" in said

@@ -7,7 +7,11 @@ product's; nothing below the worker set-up imports the product."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,8 +90,9 @@ async def test_start_wait_and_approve_by_update_with_temporals_client_only(
         )
         assert "bad payload" in await rejected(handle, {"step_id": "await-approval#1"})
 
+        forged = {**approve, "by": "ada", "via": "api"}
         answer = await handle.execute_update(
-            "durable.resolve", {"type": APPROVAL, "id": "ok-1", "data": {**approve, "by": "ada"}}
+            "durable.resolve", {"type": APPROVAL, "id": "ok-1", "data": forged}
         )
         assert answer == {
             "step_id": "await-approval#1",
@@ -96,6 +101,7 @@ async def test_start_wait_and_approve_by_update_with_temporals_client_only(
         }
         out = await handle.result()
     assert out["status"] == "approved" and out["rounds"] == 1
+    assert out["decided_by"] == "ada (via temporal)", "never reads as an approval via the API"
     assert await listed(client, f'WorkflowId = "{handle.id}" AND DurableStatus = "completed"') == [
         handle.id
     ], "DurableStatus says how it ended"
@@ -103,3 +109,29 @@ async def test_start_wait_and_approve_by_update_with_temporals_client_only(
         "SELECT count(*) FROM events WHERE id = $1", f"@{TEST_ORG}/ok-1"
     )
     assert stored == 1, "stored like any event (as its org's: RLS lets the pool owner see it)"
+
+
+async def test_the_readmes_sdk_example_runs_the_demo_to_its_result(
+    pm: Pm, local_linear: LocalLinear
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"<!-- temporal-sdk-example -->\n```python\n(.*?)```", readme, re.S)
+    await ensure_search_attributes(pm.client, create=True)
+    async with pm.running(local_linear):
+        env = dict(
+            os.environ,
+            TEMPORAL_ADDRESS=pm.client.service_client.config.target_host,
+            DURABLE_TASK_QUEUE=pm.task_queue,
+            DURABLE_ORG=TEST_ORG,
+        )
+        example = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", block, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(example.communicate(), 120)
+    said = out.decode()
+    assert example.returncode == 0, said
+    assert said.splitlines() == [
+        "resolved await-approval#1",
+        "approved ['ENG-10', 'ENG-3', 'ENG-5']",
+    ], said

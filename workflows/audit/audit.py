@@ -301,9 +301,9 @@ async def _revise(
     )
 
 
-def finding_issue_id(run_id: str, finding_id: str) -> str:
+def finding_issue_id(workflow_id: str, finding_id: str) -> str:
     """The Linear id of a published finding: the same in every execution and every retry."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"durable-audit/{run_id}/{finding_id}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"durable-audit/{workflow_id}/{finding_id}"))
 
 
 async def _publish(ctx: durable.WorkflowContext, state: AuditState) -> list[Published]:

@@ -89,7 +89,8 @@ def start_tenancy(arg: BaseModel) -> Tenancy:
         raise InputValidationError(
             "the run's tenancy",
             f"the input event names org {named.org_id!r} but the run was started {started}; "
-            f"a Temporal start gives the org with {TENANCY_HINT}",
+            f"a Temporal start gives the org with "
+            f"{TENANCY_HINT.replace('acme', named.org_id)}",
         )
     return tenancy
 

@@ -22,6 +22,8 @@ from durable._events import Event, check_size, contains
 from ._event_activities import TakeEvent, Taken
 
 RESOLVE_UPDATE = "durable.resolve"
+# What an event's `data.via` says when it came to the run through Temporal (the API says "api").
+VIA = "temporal"
 # How many refused events a run keeps on show (details, `durable status`).
 MAX_IGNORED = 10
 
@@ -142,10 +144,14 @@ class Resolver:
         if event_id and event_id in self.waits.taken.values():
             step = next(s for s, e in self.waits.taken.items() if e == event_id)
             raise _reject(f"duplicate: event {asked.id!r} was already taken by step {step!r}")
+        data = dict(asked.data)
+        model = candidates[0].event.model_fields["data"].annotation
+        if "via" in getattr(model, "model_fields", {}):
+            data["via"] = VIA  # the channel it came by, whatever the sender wrote
         # No id given: the handler gives one from the run's deterministic uuid.
         document = {
             "id": event_id or scoped_event_id(tenancy.org_id, "unnamed"),
-            "data": asked.data,
+            "data": data,
             "tenancy": tenancy.model_dump(),
         }
         try:
