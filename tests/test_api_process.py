@@ -98,7 +98,9 @@ async def test_the_api_process_serves_principals_and_stops_on_sigterm(
         anonymous = await asyncio.to_thread(get, f"{address}/events", None, approval)
         assert anonymous[0] == 401
         status, answer = await asyncio.to_thread(get, f"{address}/events", key, approval)
-        assert (status, answer["error"]) == (404, "no run 'nope'"), "it asked Temporal"
+        assert (status, answer["error"]) == (404, "no run with workflow id 'nope'"), (
+            "it asked Temporal"
+        )
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0, "a graceful stop"
 

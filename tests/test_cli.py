@@ -168,7 +168,7 @@ async def test_start_status_result_and_cancel_against_a_dev_server(
         assert code == 2 and "--org" in err
         code, out, _ = await durable("status", run_id, env=env)
         assert code == 0
-        assert "status     completed" in out
+        assert "status        completed" in out
 
         code, out, _ = await durable(
             "start", "rensei/example.run", "-i", '{"work_seconds": 60}', env=env

@@ -127,7 +127,7 @@ async def test_the_first_command_runs_a_pm_agent_up_to_an_approval(tmp_path: Pat
         code, out, _ = await durable("linear", "issues", env=env)
         assert any(row.startswith("ENG-10 ") and "Ada Lovelace" in row for row in out.splitlines())
         code, out, _ = await durable("status", run_id, env=env)
-        assert "status     completed" in out
+        assert "status        completed" in out
         code, out, _ = await durable("result", run_id, env=env)
         decided_by = json.loads(out)["decided_by"]
         assert decided_by.startswith("key:local-dev-") and decided_by.endswith("(via api)"), (
@@ -214,4 +214,4 @@ async def test_dev_runs_the_example_stops_on_ctrl_c_and_keeps_runs(tmp_path: Pat
     async with dev_stack(env, "--no-demo"):
         code, out, _ = await durable("status", run_id, env=env)
     assert code == 0
-    assert "status     completed" in out, "the run survived the restart (SQLite in the data dir)"
+    assert "status        completed" in out, "the run survived the restart (SQLite in the data dir)"

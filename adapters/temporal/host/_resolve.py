@@ -114,10 +114,11 @@ class Resolver:
         self._tenancy = tenancy
         self._store_call = store_call
         self._on_change = on_change
+        # Read now: hints are also asked for while a run's coroutines are closed (eviction).
+        self._workflow_id = workflow.info().workflow_id
 
     def hints(self) -> list[str]:
-        info = workflow.info()
-        return [resolve_command(info.workflow_id, w) for w in self.waits.open.values()]
+        return [resolve_command(self._workflow_id, w) for w in self.waits.open.values()]
 
     def check(self, raw: Any) -> tuple[OpenWait, Event[Any]]:
         """The open wait `raw` resolves and the event it makes, or the refusal (an
