@@ -78,9 +78,13 @@ async def dev_stack(
         await reader
         assert code == 0, seen.text
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        if process.returncode is None:  # the test failed inside: still stop what dev started
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
         reader.cancel()
 
 
