@@ -93,6 +93,17 @@ def create_app(
             return server_error(request, 503, "the step audit is unreachable; try again", err)
         return JSONResponse({"workflow_id": workflow_id, "steps": [step_json(a) for a in attempts]})
 
+    async def get_stuck(request: Request, principal: Principal) -> JSONResponse:
+        """The principal's org's runs that need an operator (`durable stuck`)."""
+        org_id = org_to_read(request, principal)
+        if isinstance(org_id, JSONResponse):
+            return org_id
+        try:
+            found = await client.stuck(org_id=org_id)
+        except CONNECTION_ERRORS as err:
+            return server_error(request, 503, "the event store is unreachable; try again", err)
+        return JSONResponse({"stuck": [s.model_dump(mode="json") for s in found]})
+
     sessions = SessionStore(store.pool)
 
     async def get_session(request: Request, principal: Principal) -> JSONResponse:
@@ -135,6 +146,7 @@ def create_app(
             Route(
                 "/events/{event_id:path}", guarded(auth, "runs:read", events.get), methods=["GET"]
             ),
+            Route("/runs/stuck", guarded(auth, "runs:read", get_stuck), methods=["GET"]),
             Route(
                 "/runs/{workflow_id:path}/steps",
                 guarded(auth, "runs:read", get_steps),

@@ -30,6 +30,7 @@ from durable import (
     UnknownWorkflow,
     WorkflowFailed,
     parse_event,
+    validation_message,
 )
 from store import DatabaseUnreachable, EventStore, ProgressLine, SessionRecord, result_ref
 from workers.runtime import TemporalUnreachable, database_unreachable
@@ -162,7 +163,7 @@ def check_start(workflow_id: str, data: dict[str, Any]) -> None:
         try:
             wf.input_type.model_validate(data)
         except ValidationError as err:
-            raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
+            raise InputValidationError(f"workflow {wf.id!r}", validation_message(err)) from None
 
     async def checked() -> None:
         check()
@@ -838,3 +839,4 @@ def main() -> None:
 # `durable fleet ...` (it uses this module's helpers and adds itself to `app`)
 from . import fleet as _fleet  # noqa: E402, F401
 from . import keys as _keys  # noqa: E402, F401
+from . import stuck as _stuck  # noqa: E402, F401

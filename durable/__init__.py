@@ -14,9 +14,9 @@ from ._activity import (
     implements,
 )
 from ._activity_context import ActivityContext, StepInfo, activity_context
-from ._client import DurableClient, RunDescription, RunHandle, RunStatus
+from ._client import DurableClient, RunDescription, RunHandle, RunStatus, StuckRun
 from ._context import Steps, WorkflowContext
-from ._duration import Duration, parse_duration
+from ._duration import Duration, DurationText, parse_duration
 from ._errors import (
     DuplicateStepId,
     DurableError,
@@ -34,10 +34,12 @@ from ._errors import (
     UnknownWorkflow,
     WorkflowCancelled,
     WorkflowFailed,
+    validation_message,
 )
 from ._events import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID,
+    MAX_JSON_DEPTH,
     Event,
     EventConflict,
     EventError,
@@ -59,6 +61,10 @@ from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validat
 from ._workflow import Approvers, DurableWorkflow, workflow
 
 __all__ = [
+    "StuckRun",
+    "validation_message",
+    "MAX_JSON_DEPTH",
+    "DurationText",
     "reserved_producer",
     "scoped_event_id",
     "Approvers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -59,6 +59,24 @@ class RunDescription(BaseModel):
     @property
     def current_step(self) -> str | None:
         return self.current_steps[0] if self.current_steps else None
+
+
+StuckKind = Literal[
+    "workflow-task-failing", "step-retrying", "waiting-for-capacity", "wait-overdue"
+]
+
+
+class StuckRun(BaseModel):
+    """An open run that will not move on by itself, why, and what an operator can do."""
+
+    workflow_id: str
+    run_id: str = ""
+    workflow: str = ""
+    org_id: str = ""
+    kind: StuckKind
+    detail: str  # what is wrong, with the last error where there is one
+    remedy: str  # what to do about it
+    since: datetime | None = None
 
 
 class RunHandle(Protocol[Out_co]):
@@ -136,6 +154,12 @@ class DurableClient(Protocol):
         Raises:
             EventError: the event is malformed or over 256 KiB; nothing was stored.
         """
+        ...
+
+    async def stuck(self, *, org_id: str | None = None, limit: int = 500) -> list[StuckRun]:
+        """Open runs that need an operator (of `org_id`, or of every org): a workflow task that
+        keeps failing, a step retrying past its threshold, a session waiting for capacity, a
+        wait open past its timeout."""
         ...
 
     def get(self, workflow_id: str) -> RunHandle[Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TypeAlias
+from typing import Annotated, TypeAlias
+
+from pydantic import AfterValidator
 
 from ._errors import InvalidDuration
 
@@ -40,3 +42,19 @@ def parse_duration(value: Duration) -> timedelta:
     if seconds <= 0:
         raise InvalidDuration(f"duration must be positive, got {value!r}")
     return timedelta(seconds=seconds)
+
+
+def _checked(value: str) -> str:
+    try:
+        parse_duration(value)
+    except InvalidDuration:
+        # Not the value itself: the message may end up in a run's failure, in clear.
+        raise ValueError(
+            "not a positive duration: use a number and a unit, e.g. '30s', '30m', '24h', '7d'"
+        ) from None
+    return value
+
+
+# A model field holding a duration as text ("30m"): a value that cannot be one, or is not
+# positive, is refused where the model is validated (at ingress), not when a run uses it.
+DurationText = Annotated[str, AfterValidator(_checked)]

@@ -3,6 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+# A validation message keeps at most this much: it goes into run failures and history.
+MAX_VALIDATION_MESSAGE = 2000
+
+
+def validation_message(err: ValidationError) -> str:
+    """What pydantic found wrong, field by field, without the input values: a run's failure is
+    kept in its history in clear, even when its input is encrypted."""
+    text = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+        for e in err.errors(include_input=False, include_url=False)
+    )
+    if len(text) > MAX_VALIDATION_MESSAGE:
+        text = text[: MAX_VALIDATION_MESSAGE - 3] + "..."
+    return text
 
 
 class DurableError(Exception):

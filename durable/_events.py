@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._errors import DurableError, InvalidDefinition
+from ._errors import DurableError, InvalidDefinition, validation_message
 from ._tenancy import Tenancy
 from ._trigger import validate_event_name
 
@@ -20,6 +20,9 @@ D = TypeVar("D", bound=BaseModel)
 # event travels in signals and inputs).
 MAX_EVENT_BYTES = 256 * 1024
 MAX_EVENT_ID = 200
+# JSON nested deeper than this is refused before it is parsed into models (pydantic gives up at
+# about 255 levels, after the event was taken).
+MAX_JSON_DEPTH = 64
 # What a derived id keeps of its readable parts when it has to be shortened.
 _KEPT_PREFIX = MAX_EVENT_ID - 65
 
@@ -185,12 +188,40 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def json_depth(value: Any) -> int:
+    """How deep JSON-like data nests (a scalar is 0), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_JSON_DEPTH:
+            break
+    return deepest
+
+
+def check_depth(value: Any, what: str) -> None:
+    """Raise EventError if `value` nests deeper than MAX_JSON_DEPTH."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise EventError(
+            f"{what} nests deeper than {MAX_JSON_DEPTH} levels of objects and lists; flatten it"
+        )
+
+
 def parse_event(event_type: type[Event[Any]], payload: dict[str, Any]) -> Event[Any]:
     """Validate a payload as `event_type`, checking its size; raises EventError."""
+    check_depth(payload, f"event {event_type.type!r}")
     try:
         event = event_type.model_validate(payload)
     except ValidationError as err:
-        raise EventError(f"event {event_type.type!r} is malformed: {err}") from None
+        raise EventError(
+            f"event {event_type.type!r} is malformed: {validation_message(err)}"
+        ) from None
     check_size(event)
     return event
 
@@ -208,6 +239,7 @@ def _holds_nul(value: Any) -> bool:
 def check_size(event: Event[Any]) -> int:
     """The event's size in bytes; raises EventError if it is over the limit, or holds a NUL
     character, which no store of text keeps (PostgreSQL refuses it)."""
+    check_depth(event.data.model_dump(mode="json"), f"event {event.type!r}")
     document = event.model_dump_json()
     if "\\u0000" in document and _holds_nul(event.model_dump(mode="json")):
         raise EventError(

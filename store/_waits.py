@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 
-from ._org import as_org
+from ._org import as_org, each_org
 from ._records import LOCK, StoredEvent, event_of, load_event
 from ._tracing import db_spans
 
@@ -34,6 +34,7 @@ class WaitMethods:
         match: dict[str, Any],
         not_before: datetime,
         org_id: str = "",
+        expires_at: datetime | None = None,
     ) -> StoredEvent | None:
         """Open a wait, or claim the oldest stored event it matches that this workflow has not
         consumed; one transaction. Idempotent: a retried call returns what the first one did.
@@ -74,8 +75,9 @@ class WaitMethods:
             )
             await conn.execute(
                 "INSERT INTO waits (workflow_id, run_id, step_id, event_type, match, not_before,"
-                " state, event_id, closed_at, org_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7,"
-                " $8, CASE WHEN $7 = 'resolved' THEN clock_timestamp() END, $9)",
+                " state, event_id, closed_at, org_id, expires_at) VALUES ($1, $2, $3, $4,"
+                " $5::jsonb, $6, $7, $8, CASE WHEN $7 = 'resolved' THEN clock_timestamp() END,"
+                " $9, $10)",
                 workflow_id,
                 run_id,
                 step_id,
@@ -85,6 +87,7 @@ class WaitMethods:
                 "resolved" if row else "open",
                 row["id"] if row else None,
                 org_id,
+                expires_at,
             )
             return event_of(row) if row else None
 
@@ -179,3 +182,25 @@ class WaitMethods:
                 workflow_id,
             )
         return [{**dict(r), "match": json.loads(r["match"])} for r in rows]
+
+    @_span
+    async def overdue_waits(
+        self, *, org_id: str | None, grace_seconds: float = 60.0, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Open waits still open `grace_seconds` past when they were due (their timeout): of
+        `org_id`, or of every org (None), most overdue first."""
+        query = (
+            "SELECT workflow_id, run_id, step_id, event_type, created_at, expires_at, org_id"
+            " FROM waits WHERE state = 'open' AND expires_at IS NOT NULL"
+            " AND expires_at < clock_timestamp() - make_interval(secs => $1)"
+            " ORDER BY expires_at LIMIT $2"
+        )
+
+        async def of_org(conn: Any, _org: str, room: int) -> list[dict[str, Any]]:
+            return [dict(r) for r in await conn.fetch(query, grace_seconds, room)]
+
+        if org_id is not None:
+            async with as_org(self.pool, org_id) as conn:
+                return await of_org(conn, org_id, limit)
+        found = await each_org(self.pool, of_org, limit)
+        return sorted(found, key=lambda w: w["expires_at"])

@@ -124,7 +124,10 @@ class EmbeddedTemporal:
                     args += ["--sqlite-pragma", pragma]
         for key in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{key.name}=Keyword"]
-        for name, value in self.dynamic_config.items():
+        # Temporal flags a run whose workflow task failed twice in a row (the UI's "task
+        # issues", `TemporalReportedProblems IS NOT NULL`).
+        config = {"system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute": 2}
+        for name, value in {**config, **self.dynamic_config}.items():
             args += ["--dynamic-config-value", f"{name}={json.dumps(value)}"]
         return args
 

@@ -281,7 +281,7 @@ class AgentDemoInput(BaseModel):
     ]
     runtime: str = "local"
     project: str = ""
-    timeout: str = "10m"
+    timeout: durable.DurationText = "10m"
     # Seconds the local agent works (reporting progress each second), to watch it with
     # `durable session` or cancel it.
     work_seconds: float = 0.0

@@ -31,7 +31,7 @@ class ExampleInput(BaseModel):
     # How long each research step works, and how long the run sleeps; raise them to watch a run
     # in the Temporal UI, or to cancel or kill it mid-step.
     work_seconds: float = 0.0
-    cool_down: str = "2s"
+    cool_down: durable.DurationText = "2s"
 
 
 class ExampleOutput(BaseModel):

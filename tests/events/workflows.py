@@ -222,3 +222,21 @@ async def rounds(ctx: durable.WorkflowContext, input: Rounds) -> Outcome:
 
 
 REGISTRY.add_workflow(rounds)
+
+
+class Careless(BaseModel):
+    wait: str = "1s"
+
+
+class Strict(BaseModel):
+    wait: durable.DurationText
+
+
+@durable.workflow("tests/careless.run")
+async def careless(ctx: durable.WorkflowContext, input: Careless) -> Outcome:
+    """Builds, in workflow code, data its own models refuse (its input was not checked)."""
+    Strict(wait=input.wait)
+    return Outcome()
+
+
+REGISTRY.add_workflow(careless)

@@ -63,11 +63,15 @@ class AuditParams(BaseModel):
     )
     team: str = Field("", description="Team key or id the findings are filed in; empty: first")
     max_parallel: int = Field(3, ge=1, le=20, description="Projects analysed at once")
-    approval_timeout: str = Field("72h", description="How long the review may take in all")
+    approval_timeout: durable.DurationText = Field(
+        "72h", description="How long the review may take in all"
+    )
     max_revisions: int = Field(1, ge=0, le=5, description="Revisions per finding")
-    recheck_after: str = Field("7d", description="When to check whether findings were resolved")
+    recheck_after: durable.DurationText = Field(
+        "7d", description="When to check whether findings were resolved"
+    )
     runtime: str = Field("local")
-    agent_timeout: str = Field("30m")
+    agent_timeout: durable.DurationText = Field("30m")
     # Carried across continue-as-new; ignored when an audit starts (its first execution).
     state: AuditState | None = None
 
@@ -82,7 +86,7 @@ class ProjectAuditInput(BaseModel):
     project_id: str
     project: str
     runtime: str = "local"
-    agent_timeout: str = "30m"
+    agent_timeout: durable.DurationText = "30m"
 
 
 class AuditOutput(BaseModel):

@@ -49,7 +49,7 @@ PER_ORG_RUNS = "memory-per-org-runs"
 class ConsolidateInput(BaseModel):
     max_sessions: int = Field(500, ge=1, le=5000, description="At most this many per run")
     runtime: str = "local"
-    agent_timeout: str = "30m"
+    agent_timeout: durable.DurationText = "30m"
 
 
 class GroupResult(BaseModel):

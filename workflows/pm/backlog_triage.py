@@ -58,15 +58,19 @@ class BacklogTriageParams(BaseModel):
     scheduled run (and `durable send-event rensei/pm.backlog-triage.requested -d '{}'`) works."""
 
     team: str = Field("", description="Team key (ENG) or id; empty: the first team")
-    lookback: str = Field("30d", description="How far back the first run looks")
+    lookback: durable.DurationText = Field("30d", description="How far back the first run looks")
     since: datetime | None = Field(
         None, description="Look at changes since this time instead of since the last run"
     )
     max_issues: int = Field(25, ge=1, le=200, description="At most this many issues per run")
-    approval_timeout: str = Field("24h", description="How long each review round waits")
+    approval_timeout: durable.DurationText = Field(
+        "24h", description="How long each review round waits"
+    )
     max_revisions: int = Field(2, ge=0, le=10, description="Revise rounds before it gives up")
     runtime: str = Field("local", description="The agent runtime the session runs on")
-    agent_timeout: str = Field("30m", description="How long the agent may take per proposal")
+    agent_timeout: durable.DurationText = Field(
+        "30m", description="How long the agent may take per proposal"
+    )
 
 
 class BacklogTriageRequested(durable.Event[BacklogTriageParams]):

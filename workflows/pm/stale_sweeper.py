@@ -54,10 +54,12 @@ class StaleSweepParams(BaseModel):
     team: str = Field("", description="Team key (ENG) or id; empty: the first team")
     stale_days: int = Field(14, ge=1, le=365, description="Untouched this many days is stale")
     max_issues: int = Field(25, ge=1, le=200)
-    approval_timeout: str = Field("24h", description="How long each review round waits")
+    approval_timeout: durable.DurationText = Field(
+        "24h", description="How long each review round waits"
+    )
     max_revisions: int = Field(2, ge=0, le=10)
     runtime: str = Field("local")
-    agent_timeout: str = Field("30m")
+    agent_timeout: durable.DurationText = Field("30m")
 
 
 class StaleSweepRequested(durable.Event[StaleSweepParams]):

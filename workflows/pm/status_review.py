@@ -35,10 +35,10 @@ NO_PROJECT = "Not in a project"
 
 
 class StatusReviewParams(BaseModel):
-    lookback: str = Field("7d", description="How far back the first review looks")
+    lookback: durable.DurationText = Field("7d", description="How far back the first review looks")
     since: datetime | None = Field(None, description="Report changes since this time instead")
     runtime: str = Field("local", description="The agent runtime the session runs on")
-    agent_timeout: str = Field("30m", description="How long the agent may take")
+    agent_timeout: durable.DurationText = Field("30m", description="How long the agent may take")
 
 
 class StatusReviewRequested(durable.Event[StatusReviewParams]):

@@ -35,6 +35,7 @@ from durable import (
     RunCancelled,
     RunDescription,
     RunStatus,
+    StuckRun,
     Tenancy,
     UnknownRun,
     WorkflowFailed,
@@ -51,6 +52,7 @@ from ._progress import (
     start_details,
     start_options,
 )
+from ._stuck import find_stuck
 
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -287,6 +289,10 @@ class TemporalDurableClient:
         if self.events is None:
             raise EventError("events need a database: configure DATABASE_URL (or run durable dev)")
         return await self.events.send(event)
+
+    async def stuck(self, *, org_id: str | None = None, limit: int = 500) -> list[StuckRun]:
+        store = self.events.store if self.events is not None else None
+        return await find_stuck(self.temporal, store, org_id=org_id, limit=limit)
 
     def get(self, workflow_id: str) -> TemporalRunHandle[Any]:
         return TemporalRunHandle(

@@ -38,6 +38,7 @@ from durable import (
     WorkflowCancelled,
     WorkflowContext,
     parse_duration,
+    validation_message,
 )
 from durable._events import (
     Event,
@@ -111,7 +112,7 @@ def coerce_input(model: type[In], value: Any, what: str) -> In:
         raw = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
         return model.model_validate(raw)
     except ValidationError as err:
-        raise InputValidationError(what, str(err)) from None
+        raise InputValidationError(what, validation_message(err)) from None
 
 
 class _Progress:
@@ -468,7 +469,13 @@ class TemporalSteps(Steps):
         ids = {"workflow_id": info.workflow_id, "run_id": info.run_id, "step_id": step_id}
         claimed = await self._bookkeeping(
             register_wait,
-            RegisterWait(**ids, event_type=name, match=doc, not_before=self.started_at),
+            RegisterWait(
+                **ids,
+                event_type=name,
+                match=doc,
+                not_before=self.started_at,
+                expires_at=workflow.now() + limit if limit else None,
+            ),
             MaybeEvent,
             step_id,
             "register",
@@ -551,6 +558,7 @@ class TemporalSteps(Steps):
                         event_type=name,
                         match=doc,
                         not_before=self.started_at,
+                        expires_at=workflow.now() + limit,
                     ),
                     MaybeEvent,
                     step_id,

@@ -19,6 +19,7 @@ class RegisterWait(BaseModel):
     event_type: str
     match: dict[str, Any]
     not_before: datetime
+    expires_at: datetime | None = None  # when its timeout is up (None: no timeout)
 
 
 class CloseWait(BaseModel):
@@ -130,6 +131,7 @@ class EventActivities:
             input.not_before,
             # The run's org, from the step's tenancy: only an event of that org resolves it.
             org_id=_org(),
+            expires_at=input.expires_at,
         )
         return MaybeEvent(event=stored.document() if stored else None)
 

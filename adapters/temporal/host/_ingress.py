@@ -10,13 +10,20 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from durable import DurableWorkflow, EventTrigger, Registry, Tenancy
+from durable import (
+    DurableWorkflow,
+    EventError,
+    EventTrigger,
+    Registry,
+    Tenancy,
+    validation_message,
+)
 from durable._events import Event, EventNotAcknowledged, EventReceipt, check_size
 from durable._limits import key_of
 from store import (
@@ -90,12 +97,26 @@ class EventIngress:
             if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event_type
         ]
 
+    def _check_starts(self, event_type: str, document: dict[str, Any]) -> None:
+        """Refuse an event that would start a run its workflow's input model refuses, before
+        anything is stored: a run that cannot work never exists."""
+        for wf in self.registry.workflows:
+            if not isinstance(wf.trigger, EventTrigger) or wf.trigger.event != event_type:
+                continue
+            try:
+                wf.input_type.model_validate(document)
+            except ValidationError as err:
+                raise EventError(
+                    f"event {event_type!r} cannot start {wf.id}: {validation_message(err)}"
+                ) from None
+
     async def send(self, event: Event[Any]) -> EventReceipt:
         """Store the event, then make its deliveries. Raises EventNotAcknowledged if the store
         cannot be reached; once the event is committed, a delivery that fails is left to the
         dispatcher and the send still succeeds."""
         check_size(event)
         document = event.model_dump(mode="json")
+        self._check_starts(event.type, document)
         try:
             ingested = await self.store.ingest(
                 event.id,

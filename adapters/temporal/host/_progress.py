@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from durable import Event, InputValidationError, RunStatus, Tenancy
+from durable import Event, InputValidationError, RunStatus, Tenancy, validation_message
 from durable._tenancy import NO_TENANCY
 
 DESCRIBE_QUERY = "durable.describe"
@@ -82,7 +82,7 @@ def start_tenancy(arg: BaseModel) -> Tenancy:
     try:
         tenancy = Tenancy.model_validate(run_scope())
     except ValidationError as err:
-        raise InputValidationError("the run's tenancy", str(err)) from None
+        raise InputValidationError("the run's tenancy", validation_message(err)) from None
     named = arg.tenancy if isinstance(arg, Event) else None
     if named is not None and named.org_id != tenancy.org_id:
         started = f"for org {tenancy.org_id!r}" if tenancy.org_id else "for no org"

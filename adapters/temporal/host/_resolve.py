@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from durable import EventError, Tenancy, reserved_producer, scoped_event_id
+from durable import EventError, Tenancy, reserved_producer, scoped_event_id, validation_message
 from durable._events import Event, check_size, contains
 
 from ._event_activities import TakeEvent, Taken
@@ -70,9 +70,7 @@ def _reject(reason: str) -> ApplicationError:
 
 
 def _errors(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in err.errors()
-    )
+    return validation_message(err)
 
 
 def _placeholder(annotation: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +20,15 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, FailureError
 
 from durable import (
+    MAX_JSON_DEPTH,
     DurableError,
     DurableWorkflow,
     InputValidationError,
     RunStatus,
     WorkflowCancelled,
+    validation_message,
 )
+from durable._events import json_depth
 from durable._limits import key_of
 
 from ._context import Inbox, TemporalContext
@@ -100,16 +104,20 @@ def _decode(wf: DurableWorkflow[Any, Any], raw: RawValue | None) -> Any:
             f"the input is not JSON (encoding {encoding!r}); {_input_hint(wf)}",
         )
     try:
-        data = workflow.payload_converter().from_payload(raw.payload)
+        data = json.loads(raw.payload.data)  # plain JSON: depth is checked before models
     except Exception as err:
         raise InputValidationError(
             f"workflow {wf.id!r}",
             f"the input is not JSON ({type(err).__name__}); {_input_hint(wf)}",
         ) from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise InputValidationError(
+            f"workflow {wf.id!r}", f"the input nests deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         return wf.input_type.model_validate(data)
     except ValidationError as err:
-        raise InputValidationError(f"workflow {wf.id!r}", str(err)) from None
+        raise InputValidationError(f"workflow {wf.id!r}", validation_message(err)) from None
 
 
 def _deadline(ctx: TemporalContext) -> None:
@@ -188,6 +196,15 @@ def build_class(wf: DurableWorkflow[Any, Any], name: str) -> type:
         except FailureError:
             ctx.progress.finish(RunStatus.FAILED)
             raise
+        except ValidationError as err:
+            # Data the run made that its own models refuse (a bad duration in its input, say):
+            # retrying the workflow task cannot help, so the run fails, saying what is wrong.
+            ctx.progress.finish(RunStatus.FAILED)
+            raise ApplicationError(
+                f"workflow {wf.id!r} built data its models refuse: {validation_message(err)}",
+                type="InvalidData",
+                non_retryable=True,
+            ) from None
         ctx.progress.finish(RunStatus.COMPLETED)
         return result
 
