@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from adapters.temporal import ensure_search_attributes, sync_schedules
+from adapters.temporal import (
+    TemporalDurableClient,
+    ensure_search_attributes,
+    report_stuck,
+    sync_schedules,
+)
 from store import migrate
 from workflows import registry as shipped_registry
 
@@ -25,7 +31,17 @@ async def run_worker(settings: Settings) -> None:
         synced = await sync_schedules(client, shipped_registry(), settings.task_queue)
         # (not spread into `extra`: "created" is a LogRecord attribute)
         log.info("cron schedules synced", extra={"schedules": synced.model_dump()})
-        await run_until_signalled(worker, dispatcher=ingress)
+        stuck = None
+        if telemetry.runtime is not None:  # metrics on: keep durable_stuck_runs current
+            counted = TemporalDurableClient(
+                client, shipped_registry(), settings.task_queue, events=ingress
+            )
+            stuck = asyncio.create_task(report_stuck(counted, telemetry.runtime))
+        try:
+            await run_until_signalled(worker, dispatcher=ingress)
+        finally:
+            if stuck is not None:
+                stuck.cancel()
     finally:
         await pool.close()
         telemetry.shutdown()

@@ -10,13 +10,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from adapters.temporal import TemporalDurableClient, build_worker, ensure_search_attributes
-from adapters.temporal.host._stuck import find_stuck
+from adapters.temporal import (
+    EventIngress,
+    TemporalDurableClient,
+    build_worker,
+    ensure_search_attributes,
+    find_stuck,
+    report_stuck_once,
+)
 from durable import Registry, StuckRun
 from store import EventStore
-from workers.embedded import EmbeddedTemporal
+from workers.embedded import EmbeddedTemporal, free_port
 
 from ..test_cli import durable
 from . import sandboxed, stubborn
@@ -91,3 +99,30 @@ async def test_a_wait_open_past_its_timeout_is_overdue(
     assert "await-approval waits for rensei/approval.resolved" in mine[0].detail
     assert "is a worker polling" in mine[0].remedy
     assert workflow_id not in {s.workflow_id for s in others}, "another org sees nothing"
+
+
+async def test_the_stuck_count_is_a_metric_by_kind(dev_client: Client, pool: asyncpg.Pool) -> None:
+    store = EventStore(pool)
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    await store.register_wait(
+        f"forgotten-{uuid.uuid4()}",
+        "r1",
+        "await-approval",
+        "rensei/approval.resolved",
+        {},
+        datetime.now(UTC) - timedelta(hours=2),
+        org_id=org,
+        expires_at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    address = f"127.0.0.1:{free_port()}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    ingress = EventIngress(dev_client, store, REGISTRY, "unused")
+    client = TemporalDurableClient(dev_client, REGISTRY, "unused", events=ingress)
+    counts = await report_stuck_once(client, runtime)
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://{address}/metrics")).text
+    assert counts["wait-overdue"] >= 1
+    service = 'service_name="temporal-core-sdk"'
+    overdue = counts["wait-overdue"]
+    assert f'durable_stuck_runs{{kind="wait-overdue",{service}}} {overdue}' in scraped
+    assert f'durable_stuck_runs{{kind="workflow-task-failing",{service}}}' in scraped

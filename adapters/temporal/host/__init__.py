@@ -16,6 +16,8 @@ from ._ingress import EVENT_SIGNAL, EventDelivery, EventIngress, StartRoute
 from ._progress import DESCRIBE_QUERY, SEARCH_ATTRIBUTES, RunProgress
 from ._replay import load_history, replay
 from ._schedules import SyncReport, sync_schedules
+from ._stuck import find_stuck
+from ._stuck_metric import report_stuck, report_stuck_once
 from ._worker import (
     SANDBOX_PASSTHROUGH,
     SearchAttributesMissing,
@@ -49,6 +51,9 @@ __all__ = [
     "build_worker",
     "data_converter",
     "ensure_search_attributes",
+    "find_stuck",
+    "report_stuck",
+    "report_stuck_once",
     "load_history",
     "replay",
     "sandbox_runner",
