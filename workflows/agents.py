@@ -127,6 +127,7 @@ async def _close(
 async def _run_placed(
     ctx: durable.WorkflowContext, request: SessionRequest, run: RunAgent, limit: timedelta
 ) -> AgentRan:
+    deadline = ctx.now() + limit  # waiting for capacity ends with the session's own time
     """Route the session (a project without a route runs on the run's own queue, as before),
     run it on the pool's queue, and place it again when its worker is lost."""
     avoid: list[str] = []
@@ -146,6 +147,7 @@ async def _run_placed(
                 auth_mode=request.auth_mode,
                 avoid=avoid,
                 lost=lost,
+                deadline=deadline,
             ),
         )
         own_queue = routed.queue is None  # no route: as before, retried in place

@@ -13,7 +13,7 @@ only; a route without one fails pre-flight, at once.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -40,6 +40,8 @@ class RouteSession(BaseModel):
     auth_mode: AuthMode = "api-key"
     avoid: list[str] = []  # pools to try last: a worker there was lost
     lost: bool = False  # the worker that claimed the session last was lost
+    # When the session's own timeout is up: waiting for capacity ends there (None: never).
+    deadline: datetime | None = None
 
 
 class Routed(BaseModel):
@@ -145,6 +147,13 @@ class FleetActivities:
             lost=input.lost,
         )
         if chosen is None:
+            if input.deadline is not None and datetime.now(UTC) >= input.deadline:
+                names = ", ".join(p.name for p in usable) or "none (the route allows no pool)"
+                raise durable.NonRetryableError(
+                    f"no capacity in pools {names} within the session's timeout (until "
+                    f"{input.deadline.isoformat(timespec='seconds')})",
+                    kind="NoCapacity",
+                )
             raise WaitingForCapacity(waiting)
         pool = chosen.pool
         log.info(

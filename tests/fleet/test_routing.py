@@ -192,3 +192,22 @@ def test_a_session_whose_worker_is_lost_every_time_failed_it_did_not_time_out() 
         "failed",
         "timed_out",
     )
+
+
+async def test_waiting_for_capacity_ends_with_the_sessions_own_timeout(fleet: Fleet) -> None:
+    """A route whose only pool has no live worker: the session waits, visibly, but only as
+    long as its own timeout, then ends with "no capacity in pools ..." (it used to retry the
+    route for ever)."""
+    store = fleet.store
+    await store.create_pool(fleet.org, "empty-pool", "local")
+    await store.set_route(fleet.org, fleet.project, preferred=["empty-pool"])
+    async with fleet.running() as client:
+        run = await fleet.dispatch(timeout="3s")
+        session = await fleet.session_of(run)
+        await fleet.until(session, "waiting for capacity in pools empty-pool")
+        out = await asyncio.wait_for(client.get(run).result(), 90)
+    assert out.status == "failed"
+    assert out.error.startswith("no capacity in pools empty-pool within the session's timeout")
+    record = await fleet.session(session)
+    assert record.status == "failed" and record.error is not None
+    assert record.error.startswith("no capacity in pools empty-pool")
