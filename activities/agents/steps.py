@@ -31,6 +31,7 @@ from .models import (
     SessionsCancelled,
     clip,
 )
+from .outage import outlast
 from .runtime import MAX_PROGRESS_CHARS, AgentRuntime, RuntimeIO, RuntimeRequest, Transcript
 
 log = logging.getLogger("durable.agents")
@@ -133,18 +134,17 @@ class AgentActivities:
         ctx = durable.activity_context()
         info = ctx.info
         runtime = self._runtime(input.runtime)
-        await self._store.open(
-            NewSession(
-                session_id=input.session_id,
-                run_id=info.run_id,
-                runtime=input.runtime,
-                prompt=input.prompt,
-                requested_by=input.requested_by,
-                org_id=info.tenancy.org_id,
-                project=input.project,
-                agent_id=input.agent_id,
-            )
+        opened = NewSession(
+            session_id=input.session_id,
+            run_id=info.run_id,
+            runtime=input.runtime,
+            prompt=input.prompt,
+            requested_by=input.requested_by,
+            org_id=info.tenancy.org_id,
+            project=input.project,
+            agent_id=input.agent_id,
         )
+        await outlast(lambda: self._store.open(opened), "open the session")
         transcript = Transcript()
         count = 0
 
@@ -153,8 +153,12 @@ class AgentActivities:
             count += 1
             line = clip(line, MAX_PROGRESS_CHARS)
             transcript.add("progress", line)
-            await self._store.add_progress(
-                input.session_id, info.attempt, count, line, org_id=info.tenancy.org_id
+            seq = count
+            await outlast(
+                lambda: self._store.add_progress(
+                    input.session_id, info.attempt, seq, line, org_id=info.tenancy.org_id
+                ),
+                "record a progress line",
             )
             ctx.heartbeat({"progress_lines": count, "last": line})  # shown in the UI
             if self._on_progress is not None:
@@ -198,8 +202,15 @@ class AgentActivities:
                     SAVE_ON_FAILURE_SECONDS,
                 )
             raise
-        await self._store.save_output(
-            input.session_id, info.attempt, transcript.stored(), result, org_id=info.tenancy.org_id
+        await outlast(
+            lambda: self._store.save_output(
+                input.session_id,
+                info.attempt,
+                transcript.stored(),
+                result,
+                org_id=info.tenancy.org_id,
+            ),
+            "save the transcript and result",
         )
         return AgentRan(
             result_ref=result_ref(input.session_id),
