@@ -22,3 +22,22 @@ async def unreachable_service(input: Nothing) -> Nothing:
 @durable.workflow("tests/stubborn.run")
 async def stubborn(ctx: durable.WorkflowContext, input: Nothing) -> Nothing:
     return await ctx.step.run("charge", unreachable_service, input)
+
+
+class Cause(BaseModel):
+    cause: str = ""
+    cause_type: str = ""
+
+
+@durable.activity("tests.verbose-failure", retry=durable.RetryPolicy(max_attempts=1))
+async def verbose_failure(input: Nothing) -> Nothing:
+    raise RuntimeError("the agent said: " + "blah " * 100_000 + "and then it gave up")
+
+
+@durable.workflow("tests/verbose.run")
+async def verbose(ctx: durable.WorkflowContext, input: Nothing) -> Cause:
+    try:
+        await ctx.step.run("talk", verbose_failure, input)
+    except durable.StepFailed as failed:
+        return Cause(cause=failed.cause, cause_type=failed.cause_type)
+    return Cause()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import default as default_converter
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -51,6 +52,10 @@ BOOKKEEPING = frozenset(
     }
 )
 ERROR_LIMIT = 2000
+# A step failure larger than this (message, causes and tracebacks, in characters) is sent as
+# its kind and the start and end of its message (MESSAGE_LIMIT), well inside Temporal's limits.
+FAILURE_LIMIT = 16_000
+MESSAGE_LIMIT = 2_000
 
 current_tenancy: ContextVar[Tenancy] = ContextVar("durable_tenancy", default=NO_TENANCY)
 
@@ -118,6 +123,11 @@ class _AuditedActivity(ActivityInboundInterceptor):
             if self._audit is None or info.activity_type in BOOKKEEPING:
                 return await super().execute_activity(input)
             return await self._audited(input, info, tenancy)
+        except Exception as err:
+            cancelled = isinstance(err, FailureError) and not isinstance(err, ApplicationError)
+            if cancelled or not _too_big(err):
+                raise
+            raise _within_limits(err) from None
         finally:
             current_tenancy.reset(token)
 
@@ -172,6 +182,34 @@ class _AuditedActivity(ActivityInboundInterceptor):
                 error=error,
             )
         )
+
+
+def _too_big(err: BaseException) -> bool:
+    """Whether the failure, with its causes, would pass Temporal's failure size limit (then
+    the UI shows only "Failure exceeds size limit")."""
+    total, hops = 0, 0
+    seen: BaseException | None = err
+    while seen is not None and hops < 20:  # a cause chain could loop
+        total += len(str(seen)) + len("".join(traceback.format_tb(seen.__traceback__)))
+        seen, hops = seen.__cause__ or seen.__context__, hops + 1
+    return total > FAILURE_LIMIT
+
+
+def _within_limits(err: BaseException) -> ApplicationError:
+    """The failure, readable and small: its kind and the start and end of its message."""
+    message = err.message if isinstance(err, ApplicationError) else str(err)
+    if len(message) > MESSAGE_LIMIT:
+        half = MESSAGE_LIMIT // 2
+        left_out = len(message) - 2 * half
+        message = f"{message[:half]} ... ({left_out} characters left out) ... {message[-half:]}"
+    kind = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
+    return ApplicationError(
+        message,
+        *(err.details if isinstance(err, ApplicationError) else ()),
+        type=kind,
+        non_retryable=isinstance(err, ApplicationError) and err.non_retryable,
+        next_retry_delay=err.next_retry_delay if isinstance(err, ApplicationError) else None,
+    )
 
 
 def _summary(err: BaseException) -> str:
