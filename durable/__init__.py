@@ -28,6 +28,7 @@ from ._errors import (
     RetryAfter,
     RunAlreadyStarted,
     RunCancelled,
+    ServiceUnavailable,
     StepFailed,
     UnknownActivity,
     UnknownRun,
@@ -61,6 +62,7 @@ from ._trigger import CronTrigger, EventTrigger, Trigger, parse_trigger, validat
 from ._workflow import Approvers, DurableWorkflow, workflow
 
 __all__ = [
+    "ServiceUnavailable",
     "StuckRun",
     "validation_message",
     "MAX_JSON_DEPTH",

@@ -93,6 +93,16 @@ class NonRetryableError(DurableError):
         super().__init__(message)
 
 
+class ServiceUnavailable(DurableError):
+    """Raise from an activity when a service it needs cannot be reached (a network failure, a
+    server error): the step waits for it inside its attempt, with backoff, heartbeating what
+    it waits for, instead of spending its retries on the outage."""
+
+    def __init__(self, message: str, *, service: str = "") -> None:
+        self.service = service
+        super().__init__(message)
+
+
 class RetryAfter(DurableError):
     """Raise from an activity when the other side said when to come back (a rate limit's
     reset): the step is retried after `delay`, not after its policy's next interval. It still

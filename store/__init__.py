@@ -20,7 +20,13 @@ from ._memory import MemoryNote, MemoryStore, SessionOutcome, Written
 from ._migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ._org import APP_ROLE, as_org
 from ._pm import PmStore
-from ._pool import CONNECTION_ERRORS, DatabaseUnreachable, create_pool, describe_connection_error
+from ._pool import (
+    CONNECTION_ERRORS,
+    DatabaseUnreachable,
+    StoreUnavailable,
+    create_pool,
+    describe_connection_error,
+)
 from ._records import Delivery, StoredEvent
 from ._sessions import (
     NewSession,
@@ -41,6 +47,7 @@ __all__ = [
     "NewKey",
     "org_of_key",
     "CONNECTION_ERRORS",
+    "StoreUnavailable",
     "LOST_ATTEMPT",
     "MIGRATIONS",
     "DatabaseUnreachable",

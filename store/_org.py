@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from ._pool import CONNECTION_ERRORS, StoreUnavailable
+
 APP_ROLE = "durable_app"
 T = TypeVar("T")
 
@@ -39,17 +41,31 @@ async def _transaction(pool: asyncpg.Pool, settings: dict[str, str]) -> AsyncIte
     (`set_config(..., true)`), sent with BEGIN in one round trip: every store call pays for
     the transaction and the org, so they cost one trip, not two."""
     assigned = ", ".join(f"set_config('{k}', {literal(v)}, true)" for k, v in settings.items())
-    async with pool.acquire() as conn:
-        await conn.execute(f"BEGIN; SELECT {assigned}")
+    try:
+        conn = await pool.acquire()
+    except CONNECTION_ERRORS as err:
+        raise StoreUnavailable(err) from err
+    try:
+        try:
+            await conn.execute(f"BEGIN; SELECT {assigned}")
+        except CONNECTION_ERRORS as err:
+            raise StoreUnavailable(err) from err
         try:
             yield conn
-        except BaseException:
+        except BaseException as err:
             # If even this fails (the connection broke, the task was cancelled mid-query), the
             # pool rolls back or drops the connection on release: nothing is committed.
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
+            if isinstance(err, CONNECTION_ERRORS) and not isinstance(err, StoreUnavailable):
+                raise StoreUnavailable(err) from err
             raise
-        await conn.execute("COMMIT")
+        try:
+            await conn.execute("COMMIT")
+        except CONNECTION_ERRORS as err:
+            raise StoreUnavailable(err) from err
+    finally:
+        await pool.release(conn)
 
 
 def as_org(pool: asyncpg.Pool, org_id: str) -> AbstractAsyncContextManager[Any]:

@@ -8,6 +8,8 @@ from urllib.parse import unquote, unquote_plus
 
 import asyncpg
 
+from durable import ServiceUnavailable
+
 
 class DatabaseUnreachable(RuntimeError):
     """Postgres could not be reached at the configured DATABASE_URL.
@@ -34,7 +36,20 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class StoreUnavailable(ServiceUnavailable, ConnectionError):
+    """PostgreSQL could not be reached for a store call. A ConnectionError, so whatever caught
+    the driver's connection errors (CONNECTION_ERRORS) catches it too; a step that meets it
+    waits for the store inside its attempt (durable.ServiceUnavailable)."""
+
+    def __init__(self, err: BaseException) -> None:
+        super().__init__(
+            f"PostgreSQL is unreachable: {describe_connection_error(err)}", service="PostgreSQL"
+        )
+
+
 def describe_connection_error(err: BaseException) -> str:
+    if isinstance(err, StoreUnavailable) and err.__cause__ is not None:
+        err = err.__cause__
     text = str(err) or type(err).__name__
     if isinstance(err, OSError) and not isinstance(err, TimeoutError | ConnectionError):
         return f"cannot reach the database socket: {text}"

@@ -62,8 +62,11 @@ class LinearRateLimited(durable.RetryAfter, LinearError):
     pass
 
 
-class LinearUnavailable(LinearError):
-    """A server error or network failure: worth retrying."""
+class LinearUnavailable(durable.ServiceUnavailable, LinearError):
+    """A server error or network failure: the step waits for Linear to come back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, service="Linear")
 
 
 def _reset_delay(headers: httpx.Headers, now: float | None = None) -> timedelta:

@@ -70,7 +70,7 @@ async def test_a_failing_workflow_task_and_a_step_retrying_for_ever_are_listed(
             await handle.temporal.terminate("test over")
     assert "Cannot access datetime.datetime.now" in task.detail
     assert "temporal workflow reset" in task.remedy
-    assert "step charge (attempt" in step.detail and "refused the connection" in step.detail
+    assert "step charge (attempt" in step.detail and "card declined" in step.detail
     assert flagged == [broken.workflow_id], "Temporal's own task-issues flag agrees"
     assert code == 1, err
     listed = {(s["workflow_id"], s["kind"]) for s in json.loads(out)}

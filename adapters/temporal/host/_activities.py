@@ -17,6 +17,7 @@ from durable import Activity, ActivityContext, NonRetryableError, RetryAfter, St
 from durable._activity_context import reset_activity_context, set_activity_context
 
 from ._interceptor import current_tenancy
+from ._outage import Outage
 
 # A step's own code may stay silent; this loop proves it alive and picks up cancellation.
 HEARTBEAT_EVERY = timedelta(seconds=1)
@@ -80,13 +81,18 @@ def temporal_activity(act: Activity[Any, Any]) -> Callable[[BaseModel], Awaitabl
         ctx = _TemporalActivityContext(info)
         token = set_activity_context(ctx)
         beats = None if info.is_local else asyncio.create_task(_heartbeat_forever(ctx))
+        outage = Outage(info, None if info.is_local else ctx.heartbeat)
         try:
-            result: BaseModel = await impl(input)
-            return result
-        except (asyncio.CancelledError, ApplicationError):
-            raise
-        except Exception as err:
-            raise _failure(err, info.attempt) from err
+            while True:
+                try:
+                    result: BaseModel = await impl(input)
+                    return result
+                except (asyncio.CancelledError, ApplicationError):
+                    raise
+                except Exception as err:
+                    if await outage.wait(err):
+                        continue  # the service may be back: run the body again
+                    raise _failure(err, info.attempt) from err
         finally:
             if beats is not None:
                 beats.cancel()
