@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -32,6 +33,7 @@ from .auth import Authenticator, Principal, guarded, org_to_read
 from .errors import server_error, unhandled
 from .events import EventRoutes
 from .fleet import FleetApi
+from .guard import RequestGuard
 from .health import Check, health_routes
 from .oidc import OidcVerifier
 from .webhooks import linear_webhook_routes
@@ -140,6 +142,8 @@ def create_app(
     return Starlette(
         # Any exception a route does not handle: a 500 with a request id, its text in the log.
         exception_handlers={Exception: unhandled},
+        # NUL in a path or query is a 400; an answer before the body is read closes.
+        middleware=[Middleware(RequestGuard)],
         routes=[
             *health_routes(readiness or {}),
             Route("/events", guarded(auth, None, events.post), methods=["POST"]),

@@ -26,6 +26,9 @@ from adapters.temporal import (
 from workers.runtime import payload_codec
 from workers.settings import Settings
 
+from .bodies import read_limited
+from .json_input import BadJson, parse_json
+
 PREFIX = "/codec"
 DEFAULT_ORIGINS = ("http://127.0.0.1:8233", "http://localhost:8233")
 # The headers the UI sends (and `temporal --codec-auth` adds).
@@ -99,13 +102,15 @@ def codec_routes(
                 return refuse(request, 403, f"origin {origin!r} may not call the codec endpoint")
             if not authorised(request):
                 return refuse(request, 401, "missing or wrong 'Authorization: Bearer <token>'")
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    return refuse(request, 413, f"body is over {MAX_BODY_BYTES} bytes")
+            body = await read_limited(request, MAX_BODY_BYTES)
+            if isinstance(body, str):
+                return refuse(request, 413, body)
             try:
-                answer = await codec_json(codec, bytes(body), direction)
+                parse_json(body, nul=True)  # depth, numbers: what codec_json's parser meets
+            except BadJson as err:
+                return refuse(request, 400, str(err))
+            try:
+                answer = await codec_json(codec, body, direction)
             except MalformedCodecRequest as err:
                 return refuse(request, 400, str(err))
             except PayloadDecryptionError as err:

@@ -3,6 +3,9 @@
 What a caller may send, checked before anything is stored (every refusal is
 `{"error": "..."}` and stores nothing; 202 comes only after the event is committed):
 
+- 413 for a body over MAX_BODY_BYTES (refused once that much has arrived; no more is read);
+  400 for one that is not JSON this API takes (nested deeper than 64 levels, NaN, Infinity,
+  an integer of over 100 digits: `api/json_input.py`); 422 for a NUL character anywhere.
 - 415 unless `Content-Type: application/json` (a web page cannot send that cross-origin without
   a preflight, which nothing here answers).
 - 401 without a valid credential, 403 without the scope the event needs: `approve` for
@@ -20,7 +23,6 @@ id; the run ids an event starts carry the stored one.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -45,7 +47,7 @@ from store import CONNECTION_ERRORS, EventStore
 from workers.runtime import TemporalUnreachable
 
 from .auth import Principal
-from .bodies import read_body
+from .bodies import read_json
 from .errors import server_error
 
 # The envelope ({"type", "id"}) may add a little to the event's own limit.
@@ -66,17 +68,14 @@ def not_acknowledged(event_id: str) -> str:
 
 
 async def read_json_body(request: Request, limit: int) -> dict[str, Any] | JSONResponse:
-    """The body as a JSON object, or the refusal: 415, 413, 400, 422."""
+    """The body as a JSON object, or the refusal: 415, 413, 400 (not JSON, nested deeper than
+    `api.json_input.MAX_JSON_DEPTH`, a NUL character in a string), 422."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         return _error(415, "send the body as JSON, with 'Content-Type: application/json'")
-    body = await read_body(request, limit)
-    if isinstance(body, JSONResponse):
-        return body
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        return _error(400, f"body is not valid JSON: {err}")
+    payload = await read_json(request, limit)
+    if isinstance(payload, JSONResponse):
+        return payload
     if not isinstance(payload, dict):
         return _error(422, 'body must be an object like {"type": "...", "data": {...}}')
     return payload

@@ -19,14 +19,13 @@ with a registration token named only by its prefix.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -61,13 +60,23 @@ from workers.fleet.tokens import (
 from workers.settings import Settings
 
 from .auth import ADMIN, Authenticator, Unauthenticated
-from .bodies import read_body
+from .fleet_bodies import MAX_BODY_BYTES as MAX_BODY_BYTES  # where callers read it
+from .fleet_bodies import (
+    Heartbeat,
+    NewPool,
+    NewToken,
+    Output,
+    Progress,
+    Register,
+    RouteBody,
+    parse_body,
+    project_refused,
+)
 from .oidc import IssuerUnavailable
 
 log = logging.getLogger("durable.fleet.api")
 
 WORKER_SCOPE = "worker"
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a session's transcript and result come through here
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -85,55 +94,7 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-class Register(BaseModel):
-    version: str = Field(default="", max_length=100)
-    capabilities: list[str] = Field(default_factory=list, max_length=20)
-    max_concurrency: int = Field(alias="maxConcurrency", ge=1, le=1000)
-    hostname: str = Field(default="", max_length=255)
-
-
-class Heartbeat(BaseModel):
-    # The sessions it runs; None (not said): nothing is released.
-    sessions: list[str] | None = Field(default=None, max_length=1000)
-    active: int | None = Field(default=None, ge=0)  # sessions running now (default: len(sessions))
-
-
-class Progress(BaseModel):
-    seq: int = Field(ge=1)
-    line: str = Field(max_length=4000)
-    claim: int | None = None  # the claim it writes under (a worker must say, and be current)
-    attempt: int = Field(default=1, ge=1)  # only from the legacy key
-
-
-class Output(BaseModel):
-    transcript: list[dict[str, Any]]
-    result: Any = None
-    claim: int | None = None
-
-
-class NewPool(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    provider: str
-    mode: str = "managed"
-    capacity: dict[str, Any] = {}
-    credential_ref: str | None = Field(default=None, alias="credentialRef")
-
-
-class RouteBody(BaseModel):
-    preferred: list[str] = []
-    allowed: list[str] = []
-    forbidden: list[str] = []
-    fallback: str | None = None
-
-
-class NewToken(BaseModel):
-    pool: str
-    name: str = ""
-    expires_in_days: float = Field(default=30, alias="expiresInDays", gt=0, le=365)
-
-
 Handler = Callable[[Request], Awaitable[Response]]
-M = TypeVar("M", bound=BaseModel)
 
 
 class FleetApi:
@@ -230,7 +191,7 @@ class FleetApi:
         token = _bearer(request)
         if token is None or not token.startswith(REGISTRATION_PREFIX):
             return _unauthorized("register needs a registration token", request.url.path)
-        body = await _body(request, Register)
+        body = await parse_body(request, Register)
         if isinstance(body, Response):
             return body
         try:
@@ -305,7 +266,7 @@ class FleetApi:
         refused = await self._own_worker(request, claims)
         if refused is not None:
             return refused
-        body = await _body(request, Heartbeat)
+        body = await parse_body(request, Heartbeat)
         if isinstance(body, Response):
             return body
         settle = timedelta(seconds=max(10.0, 2 * self.heartbeat_seconds))
@@ -397,7 +358,7 @@ class FleetApi:
         claims = None if legacy else await self._claims(request)
         if isinstance(claims, Response):
             return claims
-        body = await _body(request, Progress)
+        body = await parse_body(request, Progress)
         if isinstance(body, Response):
             return body
         session_id = request.path_params["session_id"]
@@ -415,7 +376,7 @@ class FleetApi:
         return JSONResponse({"ok": True})
 
     async def output(self, request: Request, claims: RuntimeClaims) -> Response:
-        body = await _body(request, Output)
+        body = await parse_body(request, Output)
         if isinstance(body, Response):
             return body
         placed = await self._claimed(request, claims, body.claim)
@@ -434,7 +395,7 @@ class FleetApi:
 
     async def pools(self, request: Request, org: str) -> Response:
         if request.method == "POST":
-            body = await _body(request, NewPool)
+            body = await parse_body(request, NewPool)
             if isinstance(body, Response):
                 return body
             if body.provider not in PROVIDERS:
@@ -444,7 +405,7 @@ class FleetApi:
                 body.name,
                 body.provider,
                 mode=body.mode,
-                capacity=body.capacity,
+                capacity=body.capacity.model_dump(exclude_none=True),
                 credential_ref=body.credential_ref,
             )
             return JSONResponse(_pool_json(pool), status_code=201)
@@ -453,7 +414,7 @@ class FleetApi:
     async def execution_route(self, request: Request, org: str) -> Response:
         project = request.path_params["project_id"]
         if request.method == "PUT":
-            body = await _body(request, RouteBody)
+            body = await parse_body(request, RouteBody)
             if isinstance(body, Response):
                 return body
             await self.fleet.set_route(
@@ -470,7 +431,7 @@ class FleetApi:
         return JSONResponse(route_json(route, await self.fleet.pools(org)))
 
     async def tokens(self, request: Request, org: str) -> Response:
-        body = await _body(request, NewToken)
+        body = await parse_body(request, NewToken)
         if isinstance(body, Response):
             return body
         created = await create_registration_token(
@@ -515,6 +476,9 @@ class FleetApi:
             org = await self._admin_org(request)
             if isinstance(org, Response):
                 return org
+            refused = project_refused(request)  # a project in the path must be a project id
+            if refused is not None:
+                return refused
             return await handler(request, org)
 
         return _guarded(call)
@@ -562,21 +526,6 @@ def _guarded(handler: Handler) -> Handler:
             return _error(503, "the fleet store is unreachable; try again")
 
     return call
-
-
-async def _body(request: Request, model: type[M]) -> M | Response:
-    raw = await read_body(request, MAX_BODY_BYTES)
-    if isinstance(raw, Response):
-        return raw
-    try:
-        return model.model_validate(json.loads(raw or b"{}"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        return _error(400, f"body is not valid JSON: {err}")
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
-        )
-        return _error(422, problems)
 
 
 def _at(epoch: int) -> str:

@@ -8,7 +8,9 @@ Answers, in the order they are checked (every refusal is `{"error": "..."}` and 
 - 413: the body is over 1 MiB.
 - 401: `Linear-Signature` is missing, or is not the hex HMAC-SHA256 of the raw body under any
   configured secret.
-- 400: the body is not a JSON object, or has no numeric `webhookTimestamp`.
+- 400: the body is not a JSON object (or is JSON this API refuses anywhere: NaN, Infinity, an
+  integer of over 100 digits, nesting deeper than 64 levels, a NUL character in a string;
+  `api/json_input.py`), or has no `webhookTimestamp` of Unix milliseconds (0 to 2^53).
 - 401: `webhookTimestamp` is more than 60 s from this server's clock. It is signed, so this is
   a replay of a genuine delivery (or a clock far off): an authentication failure like a bad
   signature, not a malformed request.
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -47,14 +48,18 @@ from durable import (
 )
 from workflows.linear_events import WEBHOOK_EVENTS, webhook_data
 
+from .bodies import read_limited
 from .errors import server_error
 from .events import not_acknowledged
+from .json_input import BadJson, parse_json
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/linear"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_CLOCK_SKEW_SECONDS = 60.0
+# Linear sends Date.now(); past 2^53 a JavaScript number is no longer a whole millisecond.
+MAX_TIMESTAMP = 2**53
 SIGNATURE_HEADER = "Linear-Signature"
 DELIVERY_HEADER = "Linear-Delivery"
 # Linear sends a UUID; anything else that is short and plain is kept as given.
@@ -93,19 +98,6 @@ def _refuse(request: Request, message: str) -> JSONResponse:
     return _error(401, message)
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None if it is over MAX_BODY_BYTES (read no further than that)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return None
-    return bytes(body)
-
-
 def _event(event_type: type[Event[Any]], payload: dict[str, Any], id: str) -> Event[Any]:
     """The event for a verified payload. Raises EventError (the payload does not fit, or is
     too large even without `raw`)."""
@@ -135,23 +127,27 @@ def linear_webhook_routes(client: DurableClient, secrets: Sequence[SecretStr]) -
                 "webhook's signing secret",
                 "no LINEAR_WEBHOOK_SECRETS configured",
             )
-        body = await _read_body(request)
-        if body is None:
-            return _error(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+        body = await read_limited(request, MAX_BODY_BYTES)
+        if isinstance(body, str):
+            return _error(413, body)
         signature = request.headers.get(SIGNATURE_HEADER)
         if signature is None:
             return _refuse(request, f"no {SIGNATURE_HEADER} header")
         if not signature_matches(body, signature, secrets):
             return _refuse(request, f"{SIGNATURE_HEADER} does not match the body")
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return _error(400, f"body is not valid JSON: {err}")
+        try:  # signed: only Linear's bodies are parsed at all
+            payload = parse_json(body)
+        except BadJson as err:
+            return _error(400, str(err))
         if not isinstance(payload, dict):
             return _error(400, "body must be a JSON object (a Linear webhook payload)")
         sent = payload.get("webhookTimestamp")
         if isinstance(sent, bool) or not isinstance(sent, int | float):
             return _error(400, "payload has no numeric webhookTimestamp (Unix milliseconds)")
+        if not 0 <= sent <= MAX_TIMESTAMP:
+            return _error(
+                400, f"webhookTimestamp must be Unix milliseconds, from 0 to {MAX_TIMESTAMP}"
+            )
         skew = time.time() - sent / 1000
         if abs(skew) > MAX_CLOCK_SKEW_SECONDS:
             when = "old" if skew > 0 else "in the future"

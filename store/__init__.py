@@ -3,6 +3,7 @@
 from ._audit import LOST_ATTEMPT, StepAttempt, StepAudit
 from ._events import EventStore, Ingested, StartRequest
 from ._fleet import (
+    PROJECT_ID,
     PROVIDERS,
     Capacity,
     FleetError,
@@ -55,6 +56,7 @@ __all__ = [
     "EventStore",
     "FleetStore",
     "FleetError",
+    "PROJECT_ID",
     "PROVIDERS",
     "Capacity",
     "pool_task_queue",

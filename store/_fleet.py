@@ -13,6 +13,7 @@ is marked offline by the next reader that asks (`mark_offline`), and its slots s
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -53,6 +54,10 @@ TAKES_A_SLOT = """s.status = 'running' AND s.session_id <> $4
          OR (s.worker_id <> '' AND s.released_at IS NULL AND EXISTS (
                  SELECT 1 FROM fleet_workers fw WHERE fw.id = s.worker_id
                  AND fw.status = 'online')))"""
+
+# A project id (as `durable.Tenancy`'s, and not empty): it is in task queue names and JWTs.
+PROJECT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+MAX_SESSIONS_LIMIT = 2**31 - 1
 
 PROVIDERS = ("local", "docker", "kubernetes", "e2b", "daytona", "modal", "vercel")
 
@@ -169,6 +174,7 @@ class FleetStore:
         pool_id: str | None = None,
         name: str = "",
     ) -> str:
+        _project_id(project_id)
         token_id = str(uuid.uuid4())
         async with as_org(self.pool, org_id) as conn:
             await conn.execute(
@@ -268,6 +274,11 @@ class FleetStore:
         _known_provider(provider)
         if not name.strip():
             raise FleetError("a pool needs a name")
+        cap = (capacity or {}).get("max_sessions")
+        if cap is not None and (
+            isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_SESSIONS_LIMIT
+        ):
+            raise FleetError(f"max_sessions must be a whole number from 1 to {MAX_SESSIONS_LIMIT}")
         async with as_org(self.pool, org_id) as conn:
             row = await conn.fetchrow(
                 """INSERT INTO execution_pools (id, org_id, name, provider, mode, capacity,
@@ -320,6 +331,7 @@ class FleetStore:
     ) -> Route:
         """Replace a project's route. Pools are named by name or id and must be the org's; a
         pool cannot be both forbidden and used."""
+        _project_id(project_id)
         ids: dict[str, list[str]] = {}
         for key, refs in (("preferred", preferred), ("allowed", allowed), ("forbidden", forbidden)):
             ids[key] = list(dict.fromkeys([(await self.pool_named(org_id, r)).id for r in refs]))
@@ -706,6 +718,13 @@ def _worker(row: asyncpg.Record) -> WorkerRecord:
     values = dict(row)
     values["capabilities"] = json.loads(values["capabilities"])
     return WorkerRecord(**values)
+
+
+def _project_id(project_id: str) -> None:
+    if not PROJECT_ID.match(project_id):
+        raise FleetError(
+            f"project id {project_id!r} is not one: 1-200 characters of A-Z a-z 0-9 . _ : -"
+        )
 
 
 def _known_provider(provider: str) -> None:
