@@ -139,6 +139,8 @@ class _Progress:
         )
 
     def _publish(self) -> None:
+        if not workflow.in_workflow():  # a run's coroutines closed at eviction: nothing to say
+            return
         state = self.state
         step = state.current_steps[-1] if state.current_steps else ""
         details = state.waiting_on or (f"running {', '.join(state.current_steps)}" if step else "")
