@@ -283,7 +283,7 @@ class TemporalSteps(Steps):
         self.trigger: BaseModel | None = None  # the run's input, for `match`
         # When the run began: its first execution's start, across continue-as-new. Waits
         # count events received since then.
-        self.started_at: datetime = workflow.info().start_time
+        self.started_at: datetime = workflow.info().workflow_start_time
         self.tenancy: Tenancy = NO_TENANCY  # set by the context from the memo
 
     def _child_options(self) -> tuple[dict[str, Any], TypedSearchAttributes]:

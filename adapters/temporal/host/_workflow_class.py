@@ -127,7 +127,7 @@ def _deadline(ctx: TemporalContext) -> None:
     if limit is None or not ctx.progress.search_attributes:
         return
     margin = min(max(limit * 0.01, timedelta(seconds=2)), timedelta(seconds=30))
-    left = info.start_time + limit - margin - workflow.now()
+    left = info.workflow_start_time + limit - margin - workflow.now()
     if left <= timedelta(0) or not workflow.patched(TIMED_OUT_PATCH):
         return
 
