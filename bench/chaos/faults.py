@@ -1,0 +1,80 @@
+"""When the infrastructure faults hit, drawn from the seed, and injecting them.
+
+Kinds: `worker-kill` (SIGKILL a `durable worker`, start another), `temporal-restart` (SIGKILL
+the dev server, start it again on its port and SQLite file), `postgres-restart` (`pg_ctl stop
+-m immediate`, start again on its data directory and socket). The first three faults are one
+of each kind (so every run has each at least once when it has three), the rest are drawn; the
+moments are drawn over the run's duration, at least MIN_GAP seconds apart, and injected one
+after another (a restart is finished before the next fault starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..common import say
+from .stack import Stack
+
+KINDS = ("worker-kill", "temporal-restart", "postgres-restart")
+MIN_GAP = 4.0  # seconds between two faults' moments
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float  # seconds after the workload started
+    kind: str
+    down: float  # how long a restarted server stays down
+
+
+@dataclass
+class Injected:
+    done: list[tuple[Fault, str, float]] = field(default_factory=list)  # fault, note, seconds
+    failed: list[tuple[Fault, str]] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        return Counter(fault.kind for fault, _, _ in self.done)
+
+
+def plan_faults(rng: random.Random, count: int, duration: float) -> list[Fault]:
+    kinds = [KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choice(KINDS) for i in range(count)]
+    rng.shuffle(kinds)
+    start, end = min(3.0, duration / 4), max(duration, 3.0 + MIN_GAP * count)
+    moments: list[float] = []
+    for _ in range(count):
+        for _ in range(100):
+            at = rng.uniform(start, end)
+            if all(abs(at - other) >= MIN_GAP for other in moments):
+                break
+        moments.append(at)
+    moments.sort()
+    return [
+        Fault(at=round(at, 1), kind=kind, down=round(rng.uniform(0.5, 3.0), 1))
+        for at, kind in zip(moments, kinds, strict=True)
+    ]
+
+
+async def inject(stack: Stack, faults: list[Fault], rng: random.Random, began: float) -> Injected:
+    """Inject `faults` at their moments (seconds after `began`, a `time.monotonic()`)."""
+    out = Injected()
+    for fault in faults:
+        await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
+        t0 = time.monotonic()
+        say(f"  [{t0 - began:6.1f}s] fault: {fault.kind} ...")
+        try:
+            if fault.kind == "worker-kill":
+                note = await stack.kill_worker(rng)
+            elif fault.kind == "temporal-restart":
+                note = await stack.restart_temporal(fault.down)
+            else:
+                note = await stack.restart_postgres(fault.down)
+        except Exception as err:  # a fault the harness could not inject is reported, not hidden
+            say(f"  fault {fault.kind} failed: {err!r}")
+            out.failed.append((fault, repr(err)))
+            continue
+        out.done.append((fault, note, time.monotonic() - t0))
+        say(f"  [{time.monotonic() - began:6.1f}s] fault: {fault.kind} done ({note})")
+    return out
