@@ -41,13 +41,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--runs", type=int, default=24, help="runs in the mixed workload, a third of each kind"
     )
     parser.add_argument(
-        "--faults", type=int, default=6, help="infrastructure faults (the first 3 one of each kind)"
+        "--faults",
+        type=int,
+        default=None,
+        help="infrastructure faults, the first 3 one of each kind (default 6; with --big 0, "
+        "else injected while the answers go out)",
     )
     parser.add_argument(
         "--duration",
         type=float,
         default=60.0,
-        help="seconds the faults are spread over; runs start in the first 60%% of it",
+        help="seconds the faults are spread over; runs start in the first 80%% of it",
     )
     parser.add_argument("--workers", type=int, default=2, help="`durable worker` processes")
     parser.add_argument(
@@ -71,7 +75,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--orgs", type=int, default=20, help="with --big: orgs the waiting runs are spread over"
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="with --big: events sent at once"
+    )
     args = parser.parse_args(argv)
+    if args.faults is None:
+        args.faults = 0 if args.big else 6
     if args.workers < 1 or args.runs < 0 or args.faults < 0:
         parser.error("--workers must be at least 1; --runs and --faults not negative")
     return args
@@ -81,7 +90,8 @@ async def main(args: argparse.Namespace) -> int:
     if args.big:
         from .big import big
 
-        return await big(args)
+        code: int = await big(args)
+        return code
     config = Config(
         seed=args.seed,
         runs=args.runs,

@@ -5,7 +5,8 @@ the dev server, start it again on its port and SQLite file), `postgres-restart` 
 -m immediate`, start again on its data directory and socket). The first three faults are one
 of each kind (so every run has each at least once when it has three), the rest are drawn; the
 moments are drawn over the run's duration, at least MIN_GAP seconds apart, and injected one
-after another (a restart is finished before the next fault starts).
+after another (a restart is finished before the next fault starts), each while a run is in
+flight.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..common import say
@@ -21,6 +23,7 @@ from .stack import Stack
 
 KINDS = ("worker-kill", "temporal-restart", "postgres-restart")
 MIN_GAP = 4.0  # seconds between two faults' moments
+BUSY_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,23 @@ def plan_faults(rng: random.Random, count: int, duration: float) -> list[Fault]:
     ]
 
 
-async def inject(stack: Stack, faults: list[Fault], rng: random.Random, began: float) -> Injected:
-    """Inject `faults` at their moments (seconds after `began`, a `time.monotonic()`)."""
+async def inject(
+    stack: Stack,
+    faults: list[Fault],
+    rng: random.Random,
+    began: float,
+    busy: Callable[[], bool] = lambda: True,
+) -> Injected:
+    """Inject `faults` at their moments (seconds after `began`, a `time.monotonic()`). A fault
+    whose moment finds no run in flight (`busy()` false) waits for one, BUSY_WAIT at most: a
+    fault that hits nothing tests nothing."""
     out = Injected()
     for fault in faults:
         await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
+        for _ in range(int(BUSY_WAIT / 0.1)):
+            if busy():
+                break
+            await asyncio.sleep(0.1)
         t0 = time.monotonic()
         say(f"  [{t0 - began:6.1f}s] fault: {fault.kind} ...")
         try:

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import say
+from ..common import pct, say
 from .faults import Injected, inject, plan_faults
 from .ledger import Ledger, check
 from .stack import Stack
-from .workload import SHARED_ORG, Workload, plan_runs
+from .workload import SHARED_ORG, Outcome, Workload, plan_runs
 
 SETTLE_SECONDS = 30.0  # after the last result: how long deliveries and waits may take to close
 
@@ -27,7 +27,7 @@ class Config:
     seed: int = 1
     runs: int = 24
     faults: int = 6
-    duration: float = 60.0  # runs start in the first 60% of it; faults hit all over it
+    duration: float = 60.0  # runs start in the first 80% of it; faults hit all over it
     workers: int = 2
     deadline: float = 240.0  # seconds after `duration` by which every run must have ended
     keep: bool = False  # keep the run's directory (logs, databases) for a look afterwards
@@ -41,6 +41,7 @@ class Report:
     tricks: Counter[str]
     kinds: Counter[str]
     seconds: float
+    outcomes: list[Outcome] = field(default_factory=list)
     worker_exits: Counter[int] = field(default_factory=Counter)
     directory: str = ""
 
@@ -72,11 +73,21 @@ class Report:
             ("duplicated", str(self.ledger.count("duplicated"))),
             ("stuck", str(self.ledger.count("stuck"))),
             ("wrong end state", str(self.ledger.count("wrong"))),
+            ("run time p50 / max, by kind", self.run_times()),
             ("workers that exited on their own", exits or "0"),
             ("time", f"{self.seconds:.1f} s"),
         ]
         lines = ["| figure | value |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
         return "\n".join(lines)
+
+    def run_times(self) -> str:
+        by_kind: dict[str, list[float]] = {}
+        for outcome in self.outcomes:
+            by_kind.setdefault(outcome.spec.kind, []).append(outcome.seconds)
+        return ", ".join(
+            f"{kind} {pct(times, 0.5):.1f} s / {max(times):.1f} s"
+            for kind, times in sorted(by_kind.items())
+        )
 
     def problems(self, limit: int = 40) -> list[str]:
         out = [f"{kind}: {line}" for kind, lines in self.ledger.problems.items() for line in lines]
@@ -108,7 +119,7 @@ async def chaos(config: Config) -> Report:
     # The harness's own pool says so, with a traceback, each time PostgreSQL restarts.
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     run_rng, fault_rng = random.Random(config.seed), random.Random(config.seed * 7919 + 1)
-    specs = plan_runs(run_rng, config.seed, config.runs, config.duration * 0.6)
+    specs = plan_runs(run_rng, config.seed, config.runs, config.duration * 0.8)
     faults = plan_faults(fault_rng, config.faults, config.duration)
     say(f"chaos seed {config.seed}: {len(specs)} runs, faults: {[(f.at, f.kind) for f in faults]}")
     orgs = {SHARED_ORG: "lin_api_chaos"}
@@ -124,11 +135,12 @@ async def chaos(config: Config) -> Report:
         say("driving the workload ...")
         began = time.monotonic()
         workload = Workload(stack, run_rng, deadline=began + config.duration + config.deadline)
-        injector = asyncio.create_task(inject(stack, faults, fault_rng, began))
-        driving = asyncio.create_task(workload.drive(specs, began))
+        busy = lambda: workload.in_flight > 0  # noqa: E731
+        injector = asyncio.create_task(inject(stack, faults, fault_rng, began, busy))
+        await workload.drive(specs, began)
+        say(f"every run has ended (or is past the deadline) at {time.monotonic() - began:.1f}s")
         injected = await injector
-        await driving
-        say(f"all runs answered in {time.monotonic() - began:.1f}s; settling ...")
+        say("settling ...")
         await settle(stack, SETTLE_SECONDS)
         say("checking the ledger ...")
         ledger = await check(stack, workload.sent, workload.outcomes)
@@ -139,6 +151,8 @@ async def chaos(config: Config) -> Report:
         if not config.keep:
             shutil.rmtree(root, ignore_errors=True)
     kinds = Counter(spec.kind for spec in specs)
-    report = Report(config, ledger, injected, workload.tricks, kinds, time.monotonic() - t0, exits)
+    seconds = time.monotonic() - t0
+    report = Report(config, ledger, injected, workload.tricks, kinds, seconds, workload.outcomes)
+    report.worker_exits = exits
     report.directory = str(root) if config.keep else ""
     return report

@@ -64,7 +64,8 @@ class Spec:
     early: bool = False
     dup_trigger: bool = False
     dup_answer: str = ""  # "", "together" or "later"
-    work: float = 0.0
+    work: float = 0.0  # example: seconds each research step works; demo: the agent works
+    think: float = 0.0  # triage: seconds a late answer takes after its wait opened
 
     @property
     def trigger_id(self) -> str:
@@ -98,10 +99,11 @@ def plan_runs(rng: random.Random, seed: int, runs: int, window: float) -> list[S
                     early=rng.random() < 0.4,
                     dup_trigger=rng.random() < 0.3,
                     dup_answer=rng.choice(("", "", "together", "later")),
+                    think=round(rng.uniform(0.0, 3.0), 1),
                 )
             )
         else:
-            work = round(rng.uniform(0.0, 2.0), 1)
+            work = round(rng.uniform(0.5, 4.0), 1)
             specs.append(Spec(seed, index, kind, at, SHARED_ORG, work=work))
     return sorted(specs, key=lambda s: s.at)
 
@@ -140,6 +142,7 @@ class Workload:
     tricks: Counter[str] = field(default_factory=Counter)  # duplicate sends, early answers
     later: list[asyncio.Task[None]] = field(default_factory=list)
     began: float = 0.0
+    in_flight: int = 0  # runs started and not yet ended
 
     @property
     def client(self) -> durable.DurableClient:
@@ -198,6 +201,7 @@ class Workload:
         outcome = Outcome(spec)
         self.outcomes.append(outcome)
         t0 = time.monotonic()
+        self.in_flight += 1
         try:
             if spec.kind == "triage":
                 await self.triage(spec)
@@ -208,6 +212,8 @@ class Workload:
             outcome.error = f"{type(err).__name__}: {err}"
         except TimeoutError as err:
             outcome.stuck, outcome.error = True, str(err)
+        finally:
+            self.in_flight -= 1
         outcome.seconds = time.monotonic() - t0
 
     async def start(self, spec: Spec) -> None:
@@ -235,13 +241,7 @@ class Workload:
         await self.persist(f"start {spec.workflow_id}", start)
 
     async def triage(self, spec: Spec) -> None:
-        tenancy = durable.Tenancy(org_id=spec.org)
-        trigger = BacklogTriageRequested(
-            id=spec.trigger_id, data=BacklogTriageParams(), tenancy=tenancy
-        )
-        await self.send_maybe_twice(
-            trigger, spec.workflow_id, 0, "together" if spec.dup_trigger else ""
-        )
+        await self.triage_trigger(spec)
         if spec.early:
             # The answers count from the run's start on: wait until it exists.
             await self.persist(
@@ -251,23 +251,34 @@ class Workload:
             step = f"await-approval#{round}"
             if not spec.early:
                 await self.until_waiting(spec, step)
+                await asyncio.sleep(spec.think)
             reached = await self.persist("wait check", partial(self.has_wait, spec, step))
-            answer = ApprovalResolved(
-                id=spec.answer_id(round),
-                data=Approval(
-                    workflow_id=spec.workflow_id,
-                    decision=decision,
-                    notes=REVISE_NOTES if decision == "revise" else "chaos says so",
-                    by="chaos",
-                ),
-                tenancy=tenancy,
-            )
             if not reached:
                 self.tricks["answer before its wait"] += 1
-            self.sent.setdefault(
-                answer.id, Sent(answer.id, answer.type, spec.org, spec.workflow_id, round)
-            ).early = not reached
-            await self.send_maybe_twice(answer, spec.workflow_id, round, spec.dup_answer)
+            await self.answer(spec, round, decision, early=not reached)
+
+    async def triage_trigger(self, spec: Spec) -> None:
+        trigger = BacklogTriageRequested(
+            id=spec.trigger_id, data=BacklogTriageParams(), tenancy=durable.Tenancy(org_id=spec.org)
+        )
+        how = "together" if spec.dup_trigger else ""
+        await self.send_maybe_twice(trigger, spec.workflow_id, 0, how)
+
+    async def answer(self, spec: Spec, round: int, decision: str, *, early: bool = False) -> None:
+        answer = ApprovalResolved(
+            id=spec.answer_id(round),
+            data=Approval(
+                workflow_id=spec.workflow_id,
+                decision=decision,
+                notes=REVISE_NOTES if decision == "revise" else "chaos says so",
+                by="chaos",
+            ),
+            tenancy=durable.Tenancy(org_id=spec.org),
+        )
+        self.sent.setdefault(
+            answer.id, Sent(answer.id, answer.type, spec.org, spec.workflow_id, round)
+        ).early = early
+        await self.send_maybe_twice(answer, spec.workflow_id, round, spec.dup_answer)
 
     async def has_wait(self, spec: Spec, step: str) -> bool:
         """Whether the run has reached `step` (its wait is open, or was resolved)."""
