@@ -1,8 +1,9 @@
 """The chaos run, shortened: one fixed seed, 8 runs of the shipped workflows (example runs with
 a child run and sleeps, agent-session demos, backlog-triage PM runs against the local Linear
 answered by approval events), on 2 `durable worker` subprocesses, while one worker is
-SIGKILLed, the Temporal dev server is SIGKILLed and started again, and PostgreSQL is stopped
-hard and started again; triggers and answers are sent twice with one id and answers are sent
+SIGKILLed, every worker is SIGKILLed while a Linear write is made but not yet answered, the
+Temporal dev server is SIGKILLed and started again, and PostgreSQL is stopped hard and started
+again; triggers and answers are sent twice with one id and answers are sent
 before their run waits. The ledger must be clean: nothing lost, duplicated, stuck or wrong.
 
 Everything it starts (dev server, PostgreSQL on a Unix socket, the local Linear, the workers)
@@ -18,13 +19,14 @@ from bench.chaos.run import Config, chaos
 
 # Seed 20: three triage runs: an early answer with its trigger sent twice at once; a revise
 # round with its trigger and both answers sent twice at once; a rejection sent again later.
-# Temporal restarts at 3.8 s, PostgreSQL at 17.1 s, a worker is killed at 25.1 s.
+# PostgreSQL restarts at 3.8 s; every worker is killed mid-Linear-write from 8.1 s on; one
+# worker is killed at 19.2 s; Temporal restarts at 25.1 s.
 SEED = 20
 
 
 @pytest.mark.timeout(300)
 async def test_a_short_seeded_chaos_run_leaves_a_clean_ledger() -> None:
-    report = await chaos(Config(seed=SEED, runs=8, faults=3, duration=30.0, deadline=150.0))
+    report = await chaos(Config(seed=SEED, runs=8, faults=4, duration=30.0, deadline=150.0))
     print(report.table())
     assert report.problems() == []
     assert report.clean
@@ -32,6 +34,7 @@ async def test_a_short_seeded_chaos_run_leaves_a_clean_ledger() -> None:
         "worker-kill": 1,
         "temporal-restart": 1,
         "postgres-restart": 1,
+        "linear-write-crash": 1,
     }
     assert report.tricks["duplicate send"] >= 4
     assert report.tricks["answer before its wait"] >= 1, "an answer reached the store first"

@@ -2,8 +2,9 @@
 
 Kinds: `worker-kill` (SIGKILL a `durable worker`, start another), `temporal-restart` (SIGKILL
 the dev server, start it again on its port and SQLite file), `postgres-restart` (`pg_ctl stop
--m immediate`, start again on its data directory and socket). The first three faults are one
-of each kind (so every run has each at least once when it has three), the rest are drawn; the
+-m immediate`, start again on its data directory and socket), `linear-write-crash` (SIGKILL
+every worker once the local Linear has made a write whose answer it holds back). The first
+faults are one of each kind, in a drawn order, the rest are drawn; the
 moments are drawn over the run's duration, at least MIN_GAP seconds apart, and injected one
 after another (a restart is finished before the next fault starts), each while a run is in
 flight.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from ..common import say
 from .stack import Stack
 
-KINDS = ("worker-kill", "temporal-restart", "postgres-restart")
+KINDS = ("worker-kill", "temporal-restart", "postgres-restart", "linear-write-crash")
 MIN_GAP = 4.0  # seconds between two faults' moments
 BUSY_WAIT = 30.0
 
@@ -37,6 +38,7 @@ class Fault:
 class Injected:
     done: list[tuple[Fault, str, float]] = field(default_factory=list)  # fault, note, seconds
     failed: list[tuple[Fault, str]] = field(default_factory=list)
+    missed: list[Fault] = field(default_factory=list)  # found nothing to hit
 
     def counts(self) -> Counter[str]:
         return Counter(fault.kind for fault, _, _ in self.done)
@@ -82,6 +84,8 @@ async def inject(
         try:
             if fault.kind == "worker-kill":
                 note = await stack.kill_worker(rng)
+            elif fault.kind == "linear-write-crash":
+                note = await stack.crash_mid_linear_write(BUSY_WAIT)
             elif fault.kind == "temporal-restart":
                 note = await stack.restart_temporal(fault.down)
             else:
@@ -89,6 +93,10 @@ async def inject(
         except Exception as err:  # a fault the harness could not inject is reported, not hidden
             say(f"  fault {fault.kind} failed: {err!r}")
             out.failed.append((fault, repr(err)))
+            continue
+        if note == "missed":  # no write came: it did not happen, and is not counted
+            out.missed.append(fault)
+            say(f"  fault {fault.kind} missed: no Linear write in {BUSY_WAIT:.0f}s")
             continue
         out.done.append((fault, note, time.monotonic() - t0))
         say(f"  [{time.monotonic() - began:6.1f}s] fault: {fault.kind} done ({note})")

@@ -9,8 +9,8 @@ Linear hold (read as PostgreSQL's superuser, so row-level security hides no org'
   each `agent-session.completed` was taken by exactly one wait.
 - Every run ended as its inputs call for, with its side effects exactly once: an example run's
   note (`notes`), each run's agent sessions (`agent_sessions`), a triage run's review issue in
-  its org's Linear workspace (Done when approved, Canceled when rejected), its comments, and the
-  issues it changed (or left alone).
+  its org's Linear workspace (Done when approved, Canceled when rejected), its comments, the
+  labels it made (no name twice), and the issues it changed (or left alone).
 - Nothing is stuck: no run without a result by the deadline, no wait left open, no delivery
   left pending, no workflow still running in Temporal.
 
@@ -233,6 +233,10 @@ def check_linear(stack: Stack, ledger: Ledger, outcome: Outcome) -> None:
     done = states.get(review["stateId"])
     if done != ("completed" if approved else "canceled"):
         ledger.add("wrong", f"{spec.org}: the review issue is {done}")
+    names = Counter((lb.get("teamId"), lb["name"].lower()) for lb in state["issueLabels"])
+    for (_, name), n in names.items():
+        if n > 1:
+            ledger.add("duplicated", f"{spec.org}: label {name!r} exists {n} times")
     issues = {i["identifier"]: i for i in state["issues"]}
     for identifier in NEEDS_TRIAGE:
         issue = issues[identifier]

@@ -52,8 +52,9 @@ class Report:
     def table(self) -> str:
         faults = self.injected.counts()
         done = ", ".join(f"{k} {n}" for k, n in sorted(faults.items())) or "none"
-        not_injected = len(self.injected.failed)
+        not_injected, missed = len(self.injected.failed), len(self.injected.missed)
         failed = f" ({not_injected} could not be injected)" if not_injected else ""
+        failed += f" ({missed} found no Linear write to hit)" if missed else ""
         tricks = ", ".join(f"{k} {n}" for k, n in sorted(self.tricks.items())) or "none"
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items()))
         exits = ", ".join(f"exit {c}: {n}" for c, n in sorted(self.worker_exits.items()))

