@@ -38,7 +38,8 @@ class Fault:
 class Injected:
     done: list[tuple[Fault, str, float]] = field(default_factory=list)  # fault, note, seconds
     failed: list[tuple[Fault, str]] = field(default_factory=list)
-    missed: list[Fault] = field(default_factory=list)  # found nothing to hit
+    missed: list[Fault] = field(default_factory=list)  # found no Linear write to hit
+    skipped: list[Fault] = field(default_factory=list)  # due after the workload had ended
 
     def counts(self) -> Counter[str]:
         return Counter(fault.kind for fault, _, _ in self.done)
@@ -68,24 +69,32 @@ async def inject(
     rng: random.Random,
     began: float,
     busy: Callable[[], bool] = lambda: True,
+    over: Callable[[], bool] = lambda: False,
 ) -> Injected:
     """Inject `faults` at their moments (seconds after `began`, a `time.monotonic()`). A fault
     whose moment finds no run in flight (`busy()` false) waits for one, BUSY_WAIT at most: a
-    fault that hits nothing tests nothing."""
+    fault that hits nothing tests nothing. Once `over()` (the workload has ended), the faults
+    still due are skipped: listed, not counted."""
     out = Injected()
     for fault in faults:
-        await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
-        for _ in range(int(BUSY_WAIT / 0.1)):
-            if busy():
+        for _ in range(int(max(0.0, began + fault.at - time.monotonic()) / 0.1)):
+            if over():
                 break
             await asyncio.sleep(0.1)
+        for _ in range(int(BUSY_WAIT / 0.1)):
+            if busy() or over():
+                break
+            await asyncio.sleep(0.1)
+        if over():
+            out.skipped.append(fault)
+            continue
         t0 = time.monotonic()
         say(f"  [{t0 - began:6.1f}s] fault: {fault.kind} ...")
         try:
             if fault.kind == "worker-kill":
                 note = await stack.kill_worker(rng)
             elif fault.kind == "linear-write-crash":
-                note = await stack.crash_mid_linear_write(BUSY_WAIT)
+                note = await stack.crash_mid_linear_write(BUSY_WAIT, over)
             elif fault.kind == "temporal-restart":
                 note = await stack.restart_temporal(fault.down)
             else:

@@ -55,6 +55,8 @@ class Report:
         not_injected, missed = len(self.injected.failed), len(self.injected.missed)
         failed = f" ({not_injected} could not be injected)" if not_injected else ""
         failed += f" ({missed} found no Linear write to hit)" if missed else ""
+        skipped = len(self.injected.skipped)
+        failed += f" ({skipped} due after the workload had ended: skipped)" if skipped else ""
         tricks = ", ".join(f"{k} {n}" for k, n in sorted(self.tricks.items())) or "none"
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items()))
         exits = ", ".join(f"exit {c}: {n}" for c, n in sorted(self.worker_exits.items()))
@@ -136,9 +138,12 @@ async def chaos(config: Config) -> Report:
         say("driving the workload ...")
         began = time.monotonic()
         workload = Workload(stack, run_rng, deadline=began + config.duration + config.deadline)
-        busy = lambda: workload.in_flight > 0  # noqa: E731
-        injector = asyncio.create_task(inject(stack, faults, fault_rng, began, busy))
+        ended = asyncio.Event()
+        injector = asyncio.create_task(
+            inject(stack, faults, fault_rng, began, lambda: workload.in_flight > 0, ended.is_set)
+        )
         await workload.drive(specs, began)
+        ended.set()
         say(f"every run has ended (or is past the deadline) at {time.monotonic() - began:.1f}s")
         injected = await injector
         say("settling ...")

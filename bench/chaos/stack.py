@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,11 +319,14 @@ class Stack:
         assert self.workers is not None
         return await self.workers.kill_one(rng)
 
-    async def crash_mid_linear_write(self, wait: float) -> str:
+    async def crash_mid_linear_write(
+        self, wait: float, over: Callable[[], bool] = lambda: False
+    ) -> str:
         """Have the local Linear carry out the next write (issue, comment, update, label) at
         once and hold its answer back; once one is made, SIGKILL every worker (whichever made
         it never hears back) and start as many new ones. The retried step must not write
-        twice. Returns "missed" when no write came within `wait` seconds."""
+        twice. Returns "missed" when no write came within `wait` seconds (or before
+        `over()`)."""
         assert self.workers is not None
         for operation in LINEAR_WRITES:
             self.linear.slow(times=1, seconds=HOLD_SECONDS, operation=operation, after=True)
@@ -330,7 +334,7 @@ class Stack:
         for _ in range(int(wait / 0.05)):
             armed = {f["operation"] for f in self.linear.faults.pending()}
             hit = [op for op in LINEAR_WRITES if op not in armed]
-            if hit:
+            if hit or over():
                 break
             await asyncio.sleep(0.05)
         self.linear.faults.clear()
