@@ -78,6 +78,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=50, help="with --big: events sent at once"
     )
+    parser.add_argument(
+        "--repro",
+        choices=["answer-while-temporal-down"],
+        help="run one minimal reproduction of a finding instead (see bench/chaos/repro.py)",
+    )
+    parser.add_argument(
+        "--repro-gap",
+        type=float,
+        default=8.0,
+        help="with --repro: seconds between the acknowledged answer and the run's start",
+    )
     args = parser.parse_args(argv)
     if args.faults is None:
         args.faults = 0 if args.big else 6
@@ -87,6 +98,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> int:
+    if args.repro:
+        from .repro import answer_while_temporal_down
+
+        repro: int = await answer_while_temporal_down(args)
+        return repro
     if args.big:
         from .big import big
 

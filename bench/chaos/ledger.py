@@ -30,6 +30,10 @@ from .stack import Stack
 from .workload import REVISE_NOTES, Outcome, Sent
 
 NEEDS_TRIAGE = ("ENG-3", "ENG-5", "ENG-10")  # the seeded issues a triage run proposes for
+# A finding with its reproduction (`python -m bench.chaos --repro answer-while-temporal-down`):
+# an answer acknowledged while its run's start was still pending (Temporal was down when the
+# trigger came) is older than the run, and the run's wait never takes it.
+KNOWN_ANSWER_BEFORE_START = "[KNOWN: sent while its run's start was deferred; bench/chaos/repro.py]"
 SESSION_REQUESTED = "rensei/pm.agent-session.requested"
 SESSION_COMPLETED = "rensei/pm.agent-session.completed"
 
@@ -118,6 +122,11 @@ async def check_sent(conn: asyncpg.Connection, ledger: Ledger, sent: dict[str, S
             )
         elif not taken:
             early = " (sent before its wait)" if s.early else ""
+            trigger = next(
+                (t for t in sent.values() if t.round == 0 and t.target == s.target), None
+            )
+            if s.at_once and trigger is not None and trigger.deferred:
+                early += f" {KNOWN_ANSWER_BEFORE_START}"
             ledger.add("lost", f"{s.event_id}{early}: acknowledged, taken by no wait")
         elif (taken[0]["workflow_id"], taken[0]["step_id"]) != (s.target, step):
             ledger.add("wrong", f"{s.event_id}: taken by {dict(taken[0])}, not {s.target} {step}")

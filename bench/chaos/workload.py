@@ -61,11 +61,16 @@ class Spec:
     at: float  # seconds after the workload began
     org: str
     decisions: tuple[str, ...] = ()
-    early: bool = False
+    early: bool = False  # answers go out before the run waits: once it exists ...
     dup_trigger: bool = False
     dup_answer: str = ""  # "", "together" or "later"
     work: float = 0.0  # example: seconds each research step works; demo: the agent works
     think: float = 0.0  # triage: seconds a late answer takes after its wait opened
+
+    @property
+    def at_once(self) -> bool:
+        """... or, for every other early run, right after its trigger's receipt."""
+        return self.early and self.index % 2 == 1
 
     @property
     def trigger_id(self) -> str:
@@ -121,6 +126,8 @@ class Sent:
     acked: int = 0  # sends that returned a receipt
     new: int = 0  # receipts that said "stored now" (duplicate=False)
     early: bool | None = None  # an answer: sent before its wait existed
+    at_once: bool = False  # an answer: sent right after its trigger's receipt
+    deferred: bool = False  # a trigger: a receipt said its start was left to the dispatcher
 
 
 @dataclass
@@ -175,6 +182,7 @@ class Workload:
         receipt = await self.persist(f"send {event.id}", lambda: self.client.send_event(event))
         sent.acked += 1
         sent.new += 0 if receipt.duplicate else 1
+        sent.deferred = sent.deferred or bool(receipt.pending)
 
     async def send_maybe_twice(
         self, event: durable.Event[Any], target: str, round: int, how: str
@@ -242,7 +250,7 @@ class Workload:
 
     async def triage(self, spec: Spec) -> None:
         await self.triage_trigger(spec)
-        if spec.early:
+        if spec.early and not spec.at_once:
             # The answers count from the run's start on: wait until it exists.
             await self.persist(
                 f"describe {spec.workflow_id}", self.client.get(spec.workflow_id).describe
@@ -256,6 +264,7 @@ class Workload:
             if not reached:
                 self.tricks["answer before its wait"] += 1
             await self.answer(spec, round, decision, early=not reached)
+            self.sent[spec.answer_id(round)].at_once = spec.at_once and round == 1
 
     async def triage_trigger(self, spec: Spec) -> None:
         trigger = BacklogTriageRequested(
