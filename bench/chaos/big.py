@@ -54,6 +54,10 @@ async def waiting_count(stack: Stack, seed: int) -> int:
         await conn.close()
 
 
+def worker_logs(root: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted(root.glob("worker-*.log")))
+
+
 def check_orgs(stack: Stack, ledger: Ledger, specs: list[Spec]) -> None:
     """Per org: one review issue per run, each Done, each with one "Approved" comment."""
     runs = Counter(spec.org for spec in specs)
@@ -150,6 +154,9 @@ async def big(args: argparse.Namespace) -> int:
         ledger = await check(stack, workload.sent, outcomes, linear=False)
         check_orgs(stack, ledger, specs)
         peak_kb = sum(stack.workers.peak_rss_kb.values())
+        logs = await asyncio.to_thread(worker_logs, root)
+        slow_tasks = logs.count("TMPRL1104")  # a workflow task took over 5 s
+        lost_tasks = logs.count("Task not found when completing")  # it timed out (10 s)
         workers = len(stack.workers.live)
         exits = sum(stack.workers.exited.values())
     finally:
@@ -180,6 +187,10 @@ async def big(args: argparse.Namespace) -> int:
         ("PostgreSQL database size before / all waiting", size),
         ("PostgreSQL growth per waiting run", per_run_db),
         ("faults during the answers", hit),
+        (
+            "workflow tasks over 5 s / timed out before completing (worker logs)",
+            f"{slow_tasks} / {lost_tasks}",
+        ),
         ("lost / duplicated / stuck / wrong", found),
         ("workers that exited on their own", str(exits)),
         ("total time", f"{time.monotonic() - t_all:.1f} s"),
