@@ -19,8 +19,8 @@ from bench.chaos.run import Config, chaos
 
 # Seed 20: three triage runs: an early answer with its trigger sent twice at once; a revise
 # round with its trigger and both answers sent twice at once; a rejection sent again later.
-# PostgreSQL restarts at 3.8 s; every worker is killed mid-Linear-write from 8.1 s on; one
-# worker is killed at 19.2 s; Temporal restarts at 25.1 s.
+# PostgreSQL restarts at 3.6 s; every worker is killed mid-Linear-write from 9.9 s on; one
+# worker is killed at 15.6 s; Temporal restarts at 20.2 s.
 SEED = 20
 
 

@@ -80,7 +80,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--repro",
-        choices=["answer-while-temporal-down"],
+        choices=["answer-while-temporal-down", "answer-before-first-task"],
         help="run one minimal reproduction of a finding instead (see bench/chaos/repro.py)",
     )
     parser.add_argument(

@@ -4,9 +4,9 @@ Kinds: `worker-kill` (SIGKILL a `durable worker`, start another), `temporal-rest
 the dev server, start it again on its port and SQLite file), `postgres-restart` (`pg_ctl stop
 -m immediate`, start again on its data directory and socket), `linear-write-crash` (SIGKILL
 every worker once the local Linear has made a write whose answer it holds back). The first
-faults are one of each kind, in a drawn order, the rest are drawn; the
-moments are drawn over the run's duration, at least MIN_GAP seconds apart, and injected one
-after another (a restart is finished before the next fault starts), each while a run is in
+faults are one of each kind, in a drawn order, the rest are drawn; the moments are drawn over
+the first 80% of the run's duration, at least MIN_GAP seconds apart, and injected one after
+another (a restart is finished before the next fault starts), each while a run is in
 flight.
 """
 
@@ -48,7 +48,8 @@ class Injected:
 def plan_faults(rng: random.Random, count: int, duration: float) -> list[Fault]:
     kinds = [KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choice(KINDS) for i in range(count)]
     rng.shuffle(kinds)
-    start, end = min(3.0, duration / 4), max(duration, 3.0 + MIN_GAP * count)
+    # Over the first 80% of the duration, as the runs start: later, most runs have ended.
+    start, end = min(3.0, duration / 4), max(duration * 0.8, 3.0 + MIN_GAP * count)
     moments: list[float] = []
     for _ in range(count):
         for _ in range(100):

@@ -127,11 +127,30 @@ async def check_sent(conn: asyncpg.Connection, ledger: Ledger, sent: dict[str, S
             )
             if s.at_once and trigger is not None and trigger.deferred:
                 early += f" {KNOWN_ANSWER_BEFORE_START}"
+            early += await before_not_before(conn, s, step)
             ledger.add("lost", f"{s.event_id}{early}: acknowledged, taken by no wait")
         elif (taken[0]["workflow_id"], taken[0]["step_id"]) != (s.target, step):
             ledger.add("wrong", f"{s.event_id}: taken by {dict(taken[0])}, not {s.target} {step}")
         elif signals and signals[0]["state"] != "delivered":
             ledger.add("lost", f"{s.event_id}: its signal is {signals[0]['state']}")
+
+
+async def before_not_before(conn: asyncpg.Connection, s: Sent, step: str) -> str:
+    """Why a wait passed over an answer: it was received before the wait's `not_before`."""
+    row = await conn.fetchrow(
+        "SELECT e.received_at, w.not_before FROM events e, waits w"
+        " WHERE e.id = $1 AND w.workflow_id = $2 AND w.step_id = $3",
+        s.event_id,
+        s.target,
+        step,
+    )
+    if row is None or row["received_at"] >= row["not_before"]:
+        return ""
+    return (
+        f" [KNOWN: received {row['received_at']:%H:%M:%S.%f}, before the wait's not_before "
+        f"{row['not_before']:%H:%M:%S.%f} (the run's first workflow task - 5 s); "
+        "python -m bench.chaos --repro answer-before-first-task]"
+    )
 
 
 async def check_sessions(conn: asyncpg.Connection, ledger: Ledger) -> None:

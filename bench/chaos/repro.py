@@ -13,6 +13,14 @@ answer that is acknowledged and then never taken.
    `gap` seconds after the answer, so with gap > 5 s the approval is not taken, and the run
    waits for its 24 h approval timeout.
 
+`--repro answer-before-first-task` is the same with Temporal up and no worker: the trigger's
+run starts at once (the receipt says `started`), the approval is acknowledged after that, and
+a worker starts `gap` seconds later. The run did start before the approval, yet its wait does
+not take it: the adapter gives the store `workflow.info().start_time` as the run's start, and
+in temporalio that is the time of the run's first workflow task, not of its start
+(`workflow_start_time`). A first task delayed over 5 s (no worker polling, a worker SIGKILLed
+holding it: 10 s task timeout, a backlog) makes every event sent in between invisible to it.
+
 Exits 1 when the acknowledged approval was not taken within 90 s of the run reaching its wait.
 """
 
@@ -36,21 +44,30 @@ async def answer_while_temporal_down(args: argparse.Namespace) -> int:
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     spec = Spec(args.seed, 0, "triage", 0.0, "chaos-repro", decisions=("approve",))
     root = Path(tempfile.mkdtemp(prefix="chaos-repro-"))
-    stack = Stack(root, {SHARED_ORG: "lin_api_chaos", spec.org: "lin_api_repro"}, 2)
+    first_task = args.repro == "answer-before-first-task"
+    workers = 0 if first_task else 2
+    stack = Stack(root, {SHARED_ORG: "lin_api_chaos", spec.org: "lin_api_repro"}, workers)
     try:
         await stack.start()
+        assert stack.workers is not None
         stack.snapshot(spec.org)
         workload = Workload(stack, random.Random(args.seed), deadline=time.monotonic() + 300)
-        process = stack.temporal._process
-        assert process is not None
-        process.kill()
-        await process.wait()
-        say("the dev server is down; sending the trigger, then its approval ...")
+        if first_task:
+            say("no worker runs; sending the trigger (its run starts now), then its approval ...")
+        else:
+            process = stack.temporal._process
+            assert process is not None
+            process.kill()
+            await process.wait()
+            say("the dev server is down; sending the trigger, then its approval ...")
         await workload.triage_trigger(spec)
         await workload.answer(spec, 1, "approve", early=True)
-        say(f"both acknowledged; the dev server starts again in {args.repro_gap}s")
+        say(f"both acknowledged; waiting {args.repro_gap}s")
         await asyncio.sleep(args.repro_gap)
-        await stack.temporal.start()
+        if first_task:
+            await stack.workers.spawn()  # the run's first workflow task runs only now
+        else:
+            await stack.temporal.start()
         await workload.until_waiting(spec, "await-approval#1")
         say("the run reached its wait; waiting 90 s for it to take the approval ...")
         conn = await stack.superuser()
@@ -73,7 +90,7 @@ async def answer_while_temporal_down(args: argparse.Namespace) -> int:
         assert taken is not None
         ok = taken["event_id"] == spec.answer_id(1)
         print(
-            f"| repro | answer-while-temporal-down, gap {args.repro_gap}s |\n| --- | --- |\n"
+            f"| repro | {args.repro}, gap {args.repro_gap}s |\n| --- | --- |\n"
             f"| approval received_at | {received} |\n"
             f"| the run's wait: not_before | {taken['not_before']} |\n"
             f"| the wait, 90 s later | {taken['state']}, event {taken['event_id']} |\n"
