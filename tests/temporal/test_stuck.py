@@ -77,12 +77,8 @@ async def test_a_failing_workflow_task_and_a_step_retrying_for_ever_are_listed(
     assert (broken.workflow_id, "workflow-task-failing") in listed
 
 
-async def test_a_wait_open_past_its_timeout_is_overdue(
-    dev_client: Client, pool: asyncpg.Pool
-) -> None:
-    store = EventStore(pool)
-    org = f"org-{uuid.uuid4().hex[:8]}"
-    workflow_id = f"forgotten-{uuid.uuid4()}"
+async def forgotten_wait(store: EventStore, workflow_id: str, org: str) -> None:
+    """An open wait whose timeout was up five minutes ago: no worker fired its timer."""
     await store.register_wait(
         workflow_id,
         "r1",
@@ -93,6 +89,15 @@ async def test_a_wait_open_past_its_timeout_is_overdue(
         org_id=org,
         expires_at=datetime.now(UTC) - timedelta(minutes=5),
     )
+
+
+async def test_a_wait_open_past_its_timeout_is_overdue(
+    dev_client: Client, pool: asyncpg.Pool
+) -> None:
+    store = EventStore(pool)
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"forgotten-{uuid.uuid4()}"
+    await forgotten_wait(store, workflow_id, org)
     mine = await find_stuck(dev_client, store, org_id=org)
     others = await find_stuck(dev_client, store, org_id=f"org-{uuid.uuid4().hex[:8]}")
     assert [(s.workflow_id, s.kind) for s in mine] == [(workflow_id, "wait-overdue")]
@@ -104,16 +109,7 @@ async def test_a_wait_open_past_its_timeout_is_overdue(
 async def test_the_stuck_count_is_a_metric_by_kind(dev_client: Client, pool: asyncpg.Pool) -> None:
     store = EventStore(pool)
     org = f"org-{uuid.uuid4().hex[:8]}"
-    await store.register_wait(
-        f"forgotten-{uuid.uuid4()}",
-        "r1",
-        "await-approval",
-        "rensei/approval.resolved",
-        {},
-        datetime.now(UTC) - timedelta(hours=2),
-        org_id=org,
-        expires_at=datetime.now(UTC) - timedelta(minutes=5),
-    )
+    await forgotten_wait(store, f"forgotten-{uuid.uuid4()}", org)
     address = f"127.0.0.1:{free_port()}"
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
     ingress = EventIngress(dev_client, store, REGISTRY, "unused")
