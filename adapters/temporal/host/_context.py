@@ -199,11 +199,9 @@ class _Progress:
         """A continue-as-new's search attributes: this run's, beginning "running" again."""
         if not self.search_attributes:
             return None
+        afresh = {STATUS_ATTRIBUTE.name, STEP_ATTRIBUTE.name, WAITING_ON_ATTRIBUTE.name}
         kept = [
-            pair
-            for pair in workflow.info().typed_search_attributes
-            if pair.key.name not in (STATUS_ATTRIBUTE.name, STEP_ATTRIBUTE.name)
-            and pair.key.name != WAITING_ON_ATTRIBUTE.name
+            pair for pair in workflow.info().typed_search_attributes if pair.key.name not in afresh
         ]
         return TypedSearchAttributes(
             [*kept, SearchAttributePair(STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]

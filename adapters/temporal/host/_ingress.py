@@ -82,6 +82,14 @@ class EventIngress:
         self.task_queue = task_queue
         self.route = route
 
+    def _started_by(self, event_type: str) -> list[DurableWorkflow[Any, Any]]:
+        """The workflows whose trigger is `event_type`."""
+        return [
+            wf
+            for wf in self.registry.workflows
+            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event_type
+        ]
+
     def _triggered(self, event_type: str, document: dict[str, Any]) -> list[StartRequest]:
         """The starts `event` (whose JSON form is `document`) triggers, with their limits."""
         return [
@@ -93,16 +101,13 @@ class EventIngress:
                 if wf.concurrency
                 else None,
             )
-            for wf in self.registry.workflows
-            if isinstance(wf.trigger, EventTrigger) and wf.trigger.event == event_type
+            for wf in self._started_by(event_type)
         ]
 
     def _check_starts(self, event_type: str, document: dict[str, Any]) -> None:
         """Refuse an event that would start a run its workflow's input model refuses, before
         anything is stored: a run that cannot work never exists."""
-        for wf in self.registry.workflows:
-            if not isinstance(wf.trigger, EventTrigger) or wf.trigger.event != event_type:
-                continue
+        for wf in self._started_by(event_type):
             try:
                 wf.input_type.model_validate(document)
             except ValidationError as err:

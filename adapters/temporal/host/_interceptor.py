@@ -195,14 +195,20 @@ def _too_big(err: BaseException) -> bool:
     return total > FAILURE_LIMIT
 
 
+def _kind_and_message(err: BaseException) -> tuple[str, str]:
+    """What a failure is (its ApplicationError type, else its class) and what it says."""
+    if isinstance(err, ApplicationError):
+        return err.type or type(err).__name__, err.message
+    return type(err).__name__, str(err)
+
+
 def _within_limits(err: BaseException) -> ApplicationError:
     """The failure, readable and small: its kind and the start and end of its message."""
-    message = err.message if isinstance(err, ApplicationError) else str(err)
+    kind, message = _kind_and_message(err)
     if len(message) > MESSAGE_LIMIT:
         half = MESSAGE_LIMIT // 2
         left_out = len(message) - 2 * half
         message = f"{message[:half]} ... ({left_out} characters left out) ... {message[-half:]}"
-    kind = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
     return ApplicationError(
         message,
         *(err.details if isinstance(err, ApplicationError) else ()),
@@ -213,8 +219,7 @@ def _within_limits(err: BaseException) -> ApplicationError:
 
 
 def _summary(err: BaseException) -> str:
-    message = err.message if isinstance(err, ApplicationError) else str(err)
-    kind = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
+    kind, message = _kind_and_message(err)
     text = f"{kind}: {message}" if message else kind
     return text[:ERROR_LIMIT]
 

@@ -69,8 +69,10 @@ def _reject(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="EventRejected", non_retryable=True)
 
 
-def _errors(err: ValidationError) -> str:
-    return validation_message(err)
+def _data_fields(event: type[Event[Any]]) -> dict[str, Any]:
+    """The fields of an event type's data model (name -> pydantic FieldInfo)."""
+    model = event.model_fields["data"].annotation
+    return dict(getattr(model, "model_fields", {}))
 
 
 def _placeholder(annotation: Any) -> Any:
@@ -83,8 +85,7 @@ def example(wait: OpenWait) -> dict[str, Any]:
     """An event that resolves `wait`: its match, and a placeholder for each other required
     field of the data model."""
     data = dict(wait.match.get("data", {}))
-    model = wait.event.model_fields["data"].annotation
-    for name, info in getattr(model, "model_fields", {}).items():
+    for name, info in _data_fields(wait.event).items():
         if name not in data and info.is_required():
             data[name] = _placeholder(info.annotation)
     return {"type": wait.event.type, "data": data}
@@ -126,7 +127,7 @@ class Resolver:
         except ValidationError as err:
             raise _reject(
                 f'bad payload: give {{"type": "...", "id": "...", "data": {{...}}}} '
-                f"({_errors(err)})"
+                f"({validation_message(err)})"
             ) from None
         reserved = reserved_producer(asked.type)
         if reserved is not None:
@@ -144,8 +145,7 @@ class Resolver:
             step = next(s for s, e in self.waits.taken.items() if e == event_id)
             raise _reject(f"duplicate: event {asked.id!r} was already taken by step {step!r}")
         data = dict(asked.data)
-        model = candidates[0].event.model_fields["data"].annotation
-        if "via" in getattr(model, "model_fields", {}):
+        if "via" in _data_fields(candidates[0].event):
             data["via"] = VIA  # the channel it came by, whatever the sender wrote
         # No id given: the handler gives one from the run's deterministic uuid.
         document = {
@@ -156,7 +156,7 @@ class Resolver:
         try:
             event = candidates[0].event.model_validate(document)
         except ValidationError as err:
-            raise _reject(f"bad data for {asked.type}: {_errors(err)}") from None
+            raise _reject(f"bad data for {asked.type}: {validation_message(err)}") from None
         try:
             check_size(event)
         except EventError as err:

@@ -85,14 +85,13 @@ async def _examine(
             if activity.HasField("last_started_time")
             else None
         )
+        said = _clip(f"step {activity.activity_id} (attempt {activity.attempt}): {last}")
         if CAPACITY in last:
             found.append(
                 StuckRun(
                     **base,
                     kind="waiting-for-capacity",
-                    detail=_clip(
-                        f"step {activity.activity_id} (attempt {activity.attempt}): {last}"
-                    ),
+                    detail=said,
                     remedy=(
                         "no pool of its route has a free session slot: add capacity "
                         "(`durable fleet status`); the session ends at its own timeout"
@@ -105,9 +104,7 @@ async def _examine(
                 StuckRun(
                     **base,
                     kind="step-retrying",
-                    detail=_clip(
-                        f"step {activity.activity_id} (attempt {activity.attempt}): {last}"
-                    ),
+                    detail=said,
                     remedy=(
                         "the step keeps failing: fix what its error says (a service down, a "
                         "credential); it goes on retrying by its policy"
